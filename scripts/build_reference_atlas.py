@@ -1,0 +1,202 @@
+"""Build the reference atlas and example files shipped in ``scagent/datasets/data``.
+
+Reads every labelled file in ``shared/data/labelled`` and writes
+
+* ``reference_atlas.h5ad``: all human, non-malignant cells, raw counts (Smart-seq2 expected
+  counts for the oligodendroglioma study), union of genes, harmonised ``obs``;
+* ``novel_type_example.h5ad``: the malignant oligodendroglioma cells (Tirosh et al. 2016)
+  with their patient ids, kept out of the reference as the paper's kind of novel type;
+* ``mouse_pancreas.h5ad``: the mouse cells of Baron et al. 2016, with mouse symbols.
+
+Every label is mapped to a Cell Ontology id that is checked against the bundled ontology.
+Run: ``python scripts/build_reference_atlas.py [--shared ../shared]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from scagent.io import standardize_genes
+from scagent.knowledge import cell_ontology, gene_table
+
+OUT = Path(__file__).resolve().parents[1] / "src" / "scagent" / "datasets" / "data"
+
+# original label -> (readable harmonised name, Cell Ontology id)
+LABELS: dict[str, dict[str, tuple[str, str]]] = {
+    "pbmc3k": {
+        "Naive CD4 T": ("naive CD4+ T cell", "CL:0000895"),
+        "Memory CD4 T": ("memory CD4+ T cell", "CL:0000897"),
+        "CD14+ Mono": ("CD14+ monocyte", "CL:0001054"),
+        "B": ("B cell", "CL:0000236"),
+        "CD8 T": ("CD8+ T cell", "CL:0000625"),
+        "FCGR3A+ Mono": ("CD16+ monocyte", "CL:0002396"),
+        "NK": ("natural killer cell", "CL:0000623"),
+        "DC": ("dendritic cell", "CL:0000451"),
+        "Platelet": ("platelet", "CL:0000233"),
+    },
+    "baron2016": {
+        "alpha": ("pancreatic alpha cell", "CL:0000171"),
+        "beta": ("pancreatic beta cell", "CL:0000169"),
+        "delta": ("pancreatic delta cell", "CL:0000173"),
+        "activated_stellate": ("pancreatic stellate cell", "CL:0002410"),
+        "macrophage": ("macrophage", "CL:0000235"),
+    },
+    "tirosh2016_oligodendroglioma": {
+        "Oligodendrocytes (non-malignant)": ("oligodendrocyte", "CL:0000128"),
+        "Microglia/Macrophage": ("microglial cell", "CL:0000129"),
+        "malignant": ("malignant cell", "CL:0001064"),
+    },
+    "wu2020": {
+        "3.1-MT": ("T cell (mitochondrial-high)", "CL:0000084"),
+        "4.1-Trm": ("CD4+ tissue-resident memory T cell", "CL:0000897"),
+        "4.2-RPL32": ("CD4+ T cell (RPL32-high)", "CL:0000624"),
+        "4.3-TCF7": ("CD4+ T cell (TCF7+)", "CL:0000624"),
+        "4.4-FOS": ("CD4+ T cell (FOS-high)", "CL:0000624"),
+        "4.5-IL6ST": ("CD4+ T cell (IL6ST+)", "CL:0000624"),
+        "4.6a-Treg": ("regulatory T cell", "CL:0000815"),
+        "4.6b-Treg": ("regulatory T cell", "CL:0000815"),
+        "8.1-Teff": ("CD8+ effector T cell", "CL:0001050"),
+        "8.2-Tem": ("CD8+ effector memory T cell", "CL:0000913"),
+        "8.3a-Trm": ("CD8+ tissue-resident memory T cell", "CL:0000909"),
+        "8.3b-Trm": ("CD8+ tissue-resident memory T cell", "CL:0000909"),
+        "8.3c-Trm": ("CD8+ tissue-resident memory T cell", "CL:0000909"),
+        "8.4-Chrom": ("CD8+ T cell (chromatin-high)", "CL:0000625"),
+        "8.5-Mitosis": ("proliferating CD8+ T cell", "CL:4033074"),
+        "8.6-KLRB1": ("CD8+ T cell (KLRB1+)", "CL:0000625"),
+    },
+}
+
+STUDIES = {
+    "pbmc3k": "10x Genomics PBMC3k (10x 3' v1); counts from the PhenoGraph 1.5.7 source archive "
+    "(MIT), labels from rnabioco/clustifyr pbmc_meta (MIT), Seurat tutorial annotation.",
+    "baron2016": "Baron et al. 2016, Cell Systems, GSE84133 (inDrop); subset from zhiyhu/CIDER "
+    "data/pancreas.RData (MIT).",
+    "tirosh2016_oligodendroglioma": "Tirosh et al. 2016, Nature 539:309 (Smart-seq2); from "
+    "broadinstitute/infercnv inst/extdata (BSD-3).",
+    "wu2020": "Wu et al. 2020, Nature 579:274 (10x 5'); test data of the scirpy wheel (BSD-3).",
+}
+
+FILES = {
+    "pbmc3k": ("pbmc3k_10x.h5ad", "ensembl_id"),
+    "baron2016": ("baron_pancreas_subset.h5ad", None),
+    "tirosh2016_oligodendroglioma": ("oligodendroglioma_tirosh2016.h5ad", None),
+    "wu2020": ("wu2020_tcells.h5ad", None),
+}
+
+
+def _harmonise(adata: ad.AnnData, dataset: str) -> ad.AnnData:
+    onto = cell_ontology()
+    table = LABELS[dataset]
+    missing = sorted(set(adata.obs["cell_type"].astype(str)) - set(table))
+    if missing:
+        raise SystemExit(f"{dataset}: labels without a mapping: {missing}")
+    orig = adata.obs["cell_type"].astype(str)
+    obs = pd.DataFrame(index=adata.obs_names.astype(str))
+    obs["tissue"] = adata.obs["tissue"].astype(str).to_numpy()
+    obs["cell_type"] = [table[x][0] for x in orig]
+    obs["cell_type_ontology_term_id"] = [table[x][1] for x in orig]
+    for tid in set(obs["cell_type_ontology_term_id"]):
+        rec = onto.terms.get(tid)
+        if rec is None or rec.get("deprecated"):
+            raise SystemExit(f"{tid} is not a current Cell Ontology term")
+    obs["cell_type_ontology_label"] = [onto.label(t) for t in obs["cell_type_ontology_term_id"]]
+    obs["cell_type_original"] = orig.to_numpy()
+    obs["donor"] = adata.obs["donor"].astype(str).to_numpy()
+    obs["technology"] = adata.obs["technology"].astype(str).to_numpy()
+    obs["dataset"] = dataset
+    if "annotation" in adata.obs:
+        obs["annotation"] = adata.obs["annotation"].astype(str).to_numpy()
+    if "sample_source" in adata.obs:
+        obs["sample_source"] = adata.obs["sample_source"].astype(str).to_numpy()
+    out = ad.AnnData(X=sp.csr_matrix(adata.X, dtype=np.float32), obs=obs, var=adata.var[[]].copy())
+    out.obs_names = [f"{dataset}:{x}" for x in out.obs_names]
+    return out
+
+
+def _union(parts: list[ad.AnnData]) -> ad.AnnData:
+    genes = pd.Index(sorted(set().union(*(p.var_names for p in parts))))
+    mats, measured = [], {}
+    for p in parts:
+        cols = genes.get_indexer(p.var_names)
+        M = sp.csr_matrix(p.X).tocoo()
+        mats.append(sp.csr_matrix((M.data, (M.row, cols[M.col])), shape=(p.n_obs, len(genes))))
+        measured[p.obs["dataset"].iloc[0]] = genes.isin(p.var_names)
+    var = pd.DataFrame(index=genes)
+    table = gene_table()
+    var["ensembl_id"] = [table.symbol_to_ensembl.get(g, "") for g in genes]
+    for name, mask in measured.items():
+        var[f"measured_in_{name}"] = mask
+    obs = pd.concat([p.obs for p in parts])
+    for col in obs.columns:
+        if obs[col].dtype == object:
+            obs[col] = obs[col].astype("category")
+    return ad.AnnData(X=sp.vstack(mats).tocsr(), obs=obs, var=var)
+
+
+def _load(shared: Path, dataset: str) -> ad.AnnData:
+    fname, gene_column = FILES[dataset]
+    adata = ad.read_h5ad(shared / "data" / "labelled" / fname)
+    return adata, gene_column
+
+
+def _mouse_symbols(names: pd.Index) -> list[str]:
+    upper = {m.upper(): m for m in gene_table().mouse_symbols}
+    return [upper.get(g, g[:1] + g[1:].lower()) for g in names]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    ref_parts, novel, mouse = [], None, None
+    for dataset in FILES:
+        raw, gene_column = _load(args.shared, dataset)
+        if dataset == "baron2016":
+            mouse_raw = raw[raw.obs["species"] == "mouse"].copy()
+            mouse_raw.var_names = _mouse_symbols(mouse_raw.var_names)
+            mouse = _harmonise(mouse_raw, dataset)
+            mouse.obs["species"] = "mouse"
+            raw = raw[raw.obs["species"] == "human"].copy()
+        standardize_genes(raw, gene_column=gene_column)
+        part = _harmonise(raw, dataset)
+        if dataset == "tirosh2016_oligodendroglioma":
+            is_mal = raw.obs["is_malignant"].astype(bool).to_numpy()
+            novel = part[is_mal].copy()
+            part = part[~is_mal].copy()
+        ref_parts.append(part)
+    atlas = _union(ref_parts)
+    atlas.obs["species"] = "human"
+    atlas.uns["scagent_dataset"] = {
+        "name": "scagent reference atlas",
+        "counts": "raw UMI counts; Smart-seq2 expected counts for tirosh2016_oligodendroglioma",
+        "studies": STUDIES,
+        "built_by": "scripts/build_reference_atlas.py",
+    }
+    novel.obs["species"] = "human"
+    novel.uns["scagent_dataset"] = {
+        "name": "malignant oligodendroglioma cells (novel type example)",
+        "studies": {"tirosh2016_oligodendroglioma": STUDIES["tirosh2016_oligodendroglioma"]},
+        "built_by": "scripts/build_reference_atlas.py",
+    }
+    mouse.uns["scagent_dataset"] = {
+        "name": "mouse pancreas (Baron 2016)",
+        "studies": {"baron2016": STUDIES["baron2016"]},
+        "built_by": "scripts/build_reference_atlas.py",
+    }
+    for name, obj in (("reference_atlas", atlas), ("novel_type_example", novel),
+                      ("mouse_pancreas", mouse)):
+        obj.write_h5ad(OUT / f"{name}.h5ad", compression="gzip", compression_opts=9)
+        size = (OUT / f"{name}.h5ad").stat().st_size / 2**20
+        print(f"{name}: {obj.n_obs} cells x {obj.n_vars} genes, {size:.1f} MB")
+    print(atlas.obs.groupby("tissue", observed=True).size().to_dict())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Names of every field scagent writes into an AnnData, in one place."""
+
+from __future__ import annotations
+
+#: ``.uns`` key holding everything scagent records about an object.
+UNS_KEY = "scagent"
+
+#: Layer with the canonical model input: log1p of counts per 10,000.
+LAYER_LOG1P = "scagent_log1p_cp10k"
+#: Layer with raw counts, when they exist.
+LAYER_COUNTS = "counts"
+
+#: ``.var`` column: the identifier the input file used for each gene.
+VAR_INPUT_ID = "scagent_input_id"
+#: ``.var`` column: whether the gene is in scagent's gene table.
+VAR_RECOGNISED = "scagent_recognised"
+#: ``.var`` column: Ensembl id of a recognised gene.
+VAR_ENSEMBL = "ensembl_id"
+
+#: ``.obsm`` key for features that are not genes (antibody capture, CRISPR guides...).
+OBSM_OTHER_FEATURES = "scagent_other_features"
+
+#: Target sum of the canonical normalisation.
+TARGET_SUM = 1e4
+
+#: Harmonised ``.obs`` columns of a reference.
+REFERENCE_OBS = (
+    "tissue",
+    "cell_type",
+    "cell_type_ontology_term_id",
+    "donor",
+    "technology",
+    "dataset",
+)

@@ -1,0 +1,149 @@
+"""Benchmark sections, the printed table and ``docs/benchmarks.md``."""
+
+from __future__ import annotations
+
+import math
+import platform
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Section", "write_report"]
+
+_COLUMNS = [
+    ("protocol", "protocol", "{}"),
+    ("genes", "genes", "{}"),
+    ("method", "method", "{}"),
+    ("accuracy", "accuracy", "{:.3f}"),
+    ("macro_f1", "macro-F1", "{:.3f}"),
+    ("weighted_f1", "weighted-F1", "{:.3f}"),
+    ("n", "cells scored", "{:d}"),
+    ("coverage", "coverage", "{:.0%}"),
+    ("train_s", "train s", "{:.1f}"),
+    ("predict_s", "predict s", "{:.2f}"),
+    ("train_peak_mb", "train peak MB", "{:.0f}"),
+    ("predict_peak_mb", "predict peak MB", "{:.0f}"),
+]
+
+
+@dataclass
+class Section:
+    """One benchmark's results: rows of metrics plus figures and notes."""
+
+    title: str
+    description: str
+    rows: list[dict] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, file name)
+    notes: list[str] = field(default_factory=list)
+
+
+def _fmt(value, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return spec.format(value)
+
+
+def _table(rows: list[dict], columns) -> list[list[str]]:
+    cols = [c for c in columns if any(c[0] in r for r in rows)]
+    out = [[c[1] for c in cols]]
+    out += [[_fmt(r.get(key), spec) for key, _, spec in cols] for r in rows]
+    return out
+
+
+def _tissue_table(rows: list[dict]) -> list[list[str]]:
+    tissues = sorted({t for r in rows for t in r.get("per_tissue_weighted_f1", {})})
+    out = [["protocol", "genes", "method", *tissues]]
+    for r in rows:
+        per = r.get("per_tissue_weighted_f1", {})
+        out.append([r["protocol"], r["genes"], r["method"], *[_fmt(per.get(t), "{:.3f}") for t in tissues]])
+    return out
+
+
+def _markdown(table: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in table[1:]]
+    return "\n".join(lines)
+
+
+def _text(table: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _figures(section: Section, fig_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in section.rows if "per_tissue_weighted_f1" in r]
+    if not rows:
+        return
+    slug = section.title.lower().replace(" ", "_").replace("-", "_")
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    labels = [f"{r['method']}\n{r['protocol']}, {r['genes'].split(' ')[0]}" for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    y = np.arange(len(rows))
+    ax.barh(y - 0.2, [r["macro_f1"] for r in rows], height=0.4, label="macro-F1")
+    ax.barh(y + 0.2, [r["weighted_f1"] for r in rows], height=0.4, label="weighted-F1")
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.legend(loc="lower right")
+    ax.set_title(section.title)
+    fig.tight_layout()
+    name = f"{slug}_f1.png"
+    fig.savefig(fig_dir / name, dpi=120)
+    plt.close(fig)
+    section.figures.append(("macro- and weighted-F1 per method and protocol", name))
+
+    table = _tissue_table(rows)
+    tissues = table[0][3:]
+    values = np.array([[np.nan if v == "n/a" else float(v) for v in row[3:]] for row in table[1:]])
+    fig, ax = plt.subplots(figsize=(1.0 * len(tissues) + 4, 0.4 * len(rows) + 1.5))
+    im = ax.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(tissues)), tissues, rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), [lab.replace("\n", " | ") for lab in labels], fontsize=7)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            if not np.isnan(values[i, j]):
+                ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if values[i, j] < 0.6 else "black")
+    fig.colorbar(im, ax=ax, label="weighted-F1")
+    ax.set_title(f"{section.title}: weighted-F1 per tissue")
+    fig.tight_layout()
+    name = f"{slug}_per_tissue.png"
+    fig.savefig(fig_dir / name, dpi=120)
+    plt.close(fig)
+    section.figures.append(("weighted-F1 per tissue", name))
+
+
+def write_report(sections: list[Section], out: Path, *, command: str) -> str:
+    """Print-ready text of all sections; writes ``out`` (markdown) and PNGs beside it."""
+    fig_dir = out.parent / "figures"
+    text_parts, md = [], [
+        "# scagent benchmarks",
+        "",
+        f"Generated by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.machine()}, Python {platform.python_version()}, "
+        "all methods in the same run. Times are wall-clock seconds on this machine; "
+        "compare methods within a table, not across machines. Peak MB is the rise in resident "
+        "memory while the step ran.",
+        "",
+    ]
+    for s in sections:
+        _figures(s, fig_dir)
+        main = _table(s.rows, _COLUMNS)
+        per = _tissue_table([r for r in s.rows if "per_tissue_weighted_f1" in r])
+        text_parts += [f"== {s.title} ==", _text(main), "", "weighted-F1 per tissue:", _text(per), ""]
+        md += [f"## {s.title}", "", s.description, "", _markdown(main), "",
+               "Weighted-F1 per tissue:", "", _markdown(per), ""]
+        md += [f"- {n}" for n in s.notes] + ([""] if s.notes else [])
+        md += [f"![{cap}](figures/{name})\n" for cap, name in s.figures]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(md) + "\n")
+    return "\n".join(text_parts)

@@ -1,0 +1,8 @@
+"""Bundled biological knowledge: gene tables and the Cell Ontology."""
+
+from __future__ import annotations
+
+from ._genes import GeneTable, gene_table
+from ._ontology import CellOntology, cell_ontology
+
+__all__ = ["CellOntology", "GeneTable", "cell_ontology", "gene_table"]

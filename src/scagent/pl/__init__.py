@@ -1,0 +1,5 @@
+"""Plotting: ``sa.pl``."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,162 @@
+"""``sa.pp.prepare``: bring any expression matrix to the canonical model input."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+
+from .._constants import LAYER_COUNTS, LAYER_LOG1P, TARGET_SUM, UNS_KEY
+from .._errors import InputDataError
+from ..io._genes import check_recognised, standardize_genes
+from ..io._validate import validate_adata
+from ._content import COUNT_LIKE, detect_content
+
+__all__ = ["log1p_cp10k", "prepare"]
+
+logger = logging.getLogger("scagent")
+
+_COUNT_LAYERS = ("counts", "raw_counts", "count", "umi", "UMI")
+
+
+def log1p_cp10k(X, content: str) -> sp.csr_matrix:
+    """log1p of counts per 10,000 from a matrix whose content is known.
+
+    Parameters
+    ----------
+    X
+        Cells x genes matrix.
+    content
+        What ``X`` holds, as returned by :func:`~scagent.pp.detect_content`.
+
+    Returns
+    -------
+    A new float32 CSR matrix. Cells with no counts stay all zero. ``"log1p"`` content
+    (log values with unequal totals, typically a gene subset) is kept as it is.
+    """
+    M = sp.csr_matrix(X, dtype=np.float32, copy=True)
+    if content == "log1p":
+        return M
+    if content == "log1p_normalized":
+        M.data = np.expm1(M.data)
+    elif content not in COUNT_LIKE:
+        msg = f"Cannot normalise content {content!r}."
+        raise ValueError(msg)
+    sums = np.asarray(M.sum(axis=1)).ravel()
+    scale = np.divide(TARGET_SUM, sums, out=np.zeros_like(sums), where=sums > 0)
+    M = sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ M)
+    M.data = np.log1p(M.data)
+    return M
+
+
+def _candidates(adata: AnnData):
+    """Possible sources of expression values, best first: (name, matrix, var or None)."""
+    for key in _COUNT_LAYERS:
+        if key in adata.layers:
+            yield f"layers[{key!r}]", adata.layers[key], None
+    if adata.raw is not None:
+        raw_var = adata.raw.var if not adata.raw.var_names.equals(adata.var_names) else None
+        yield ".raw", adata.raw.X, raw_var
+    yield "X", adata.X, None
+
+
+def _choose_source(adata: AnnData):
+    found = []
+    for name, M, var in _candidates(adata):
+        content = detect_content(M)
+        found.append((name, content))
+        if content == "counts" or (name == "X" and content != "scaled"):
+            return name, M, var, content
+    # no counts and X is scaled: fall back to a non-negative .raw
+    for name, M, var in _candidates(adata):
+        content = detect_content(M)
+        if name == ".raw" and content != "scaled":
+            return name, M, var, content
+    desc = ", ".join(f"{n} holds {c}" for n, c in found)
+    msg = (
+        f"No usable expression values: {desc}. scagent needs raw counts or (log-)normalised "
+        "values, not scaled data with negatives. Put the raw counts in adata.layers['counts'] "
+        "or adata.raw (e.g. adata.raw = adata before sc.pp.scale), or read the original file."
+    )
+    raise InputDataError(msg)
+
+
+def prepare(adata: AnnData, *, copy: bool = False) -> AnnData | None:
+    """Detect what the data hold and compute the canonical log1p(CP10k) representation.
+
+    The source is chosen in this order: a counts layer (``counts``, ``raw_counts``...),
+    ``.raw`` if it holds counts, ``X`` unless it is scaled, then a non-negative ``.raw``.
+    When ``.raw`` is used and its genes differ from ``X``'s, the object takes ``.raw``'s
+    genes and ``X`` becomes the canonical matrix. Otherwise ``X`` is left as it is.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes data, e.g. from :func:`scagent.read`.
+    copy
+        Return a prepared copy instead of modifying ``adata``.
+
+    Returns
+    -------
+    ``None``, or the prepared copy when ``copy=True``. Sets
+
+    ``adata.layers['scagent_log1p_cp10k']``
+        log1p of counts per 10,000.
+    ``adata.layers['counts']``
+        Raw counts, when the data have them.
+    ``adata.uns['scagent']['prepare']``
+        ``source``, ``content`` (see :func:`~scagent.pp.detect_content`), ``target_sum``,
+        ``has_counts``, ``n_empty_cells``.
+    ``adata.uns['scagent']['genes']``
+        Gene-id report (see :func:`scagent.read`), computed if missing.
+
+    Raises
+    ------
+    InputDataError
+        Empty, NaN or infinite data, duplicated cell ids, scaled data without counts, or
+        too few recognised genes.
+    """
+    validate_adata(adata)
+    name, M, raw_var, content = _choose_source(adata)
+    canonical = log1p_cp10k(M, content)
+    if raw_var is not None:
+        target = AnnData(
+            X=canonical,
+            obs=adata.obs.copy(),
+            var=raw_var.copy(),
+            uns=dict(adata.uns),
+            obsm=dict(adata.obsm),
+            obsp=dict(adata.obsp),
+        )
+        if not copy:
+            adata._init_as_actual(  # noqa: SLF001 - in-place swap of the gene axis
+                X=target.X, obs=target.obs, var=target.var, uns=target.uns,
+                obsm=target.obsm, obsp=target.obsp,
+            )
+            target = adata
+        standardize_genes(target, check=True)
+    else:
+        target = adata.copy() if copy else adata
+        genes = target.uns.get(UNS_KEY, {}).get("genes")
+        if genes is None:
+            standardize_genes(target, check=True)
+        else:
+            check_recognised(genes)
+    target.layers[LAYER_LOG1P] = canonical
+    if content == "counts":
+        target.layers[LAYER_COUNTS] = M if raw_var is None else sp.csr_matrix(M)
+    n_empty = int((np.asarray(canonical.sum(axis=1)).ravel() == 0).sum())
+    if n_empty:
+        logger.warning("%d cells have no counts; their canonical values are all zero.", n_empty)
+    target.uns.setdefault(UNS_KEY, {})["prepare"] = {
+        "source": name,
+        "content": content,
+        "target_sum": TARGET_SUM,
+        "has_counts": content == "counts",
+        "n_empty_cells": n_empty,
+        "layer": LAYER_LOG1P,
+    }
+    logger.info("Prepared %d cells from %s (%s).", target.n_obs, name, content)
+    return target if copy else None
