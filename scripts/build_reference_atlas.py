@@ -152,7 +152,9 @@ def _mouse_symbols(names: pd.Index) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
+    parser.add_argument(
+        "--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared"
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     ref_parts, novel, mouse = [], None, None
@@ -190,8 +192,11 @@ def main() -> None:
         "studies": {"baron2016": STUDIES["baron2016"]},
         "built_by": "scripts/build_reference_atlas.py",
     }
-    for name, obj in (("reference_atlas", atlas), ("novel_type_example", novel),
-                      ("mouse_pancreas", mouse)):
+    for name, obj in (
+        ("reference_atlas", atlas),
+        ("novel_type_example", novel),
+        ("mouse_pancreas", mouse),
+    ):
         obj.write_h5ad(OUT / f"{name}.h5ad", compression="gzip", compression_opts=9)
         size = (OUT / f"{name}.h5ad").stat().st_size / 2**20
         print(f"{name}: {obj.n_obs} cells x {obj.n_vars} genes, {size:.1f} MB")

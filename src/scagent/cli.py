@@ -103,9 +103,12 @@ def info(
 @app.command()
 def bench(
     suite: Annotated[
-        list[str] | None, typer.Option("--suite", "-s", help="Suite to run (repeatable); all by default.")
+        list[str] | None,
+        typer.Option("--suite", "-s", help="Suite to run (repeatable); all by default."),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Markdown report to write.")] = Path("docs/benchmarks.md"),
+    out: Annotated[Path, typer.Option(help="Markdown report to write.")] = Path(
+        "docs/benchmarks.md"
+    ),
     quick: Annotated[bool, typer.Option(help="Reduced run, for smoke tests.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for splits and models.")] = 0,
     verbose: Verbose = False,
@@ -114,7 +117,9 @@ def bench(
     _logging(verbose)
     from .bench import run
 
-    command = "scagent bench" + (" --quick" if quick else "") + "".join(f" -s {s}" for s in suite or [])
+    command = (
+        "scagent bench" + (" --quick" if quick else "") + "".join(f" -s {s}" for s in suite or [])
+    )
     try:
         text = run(suite, out=out, quick=quick, seed=seed, command=command)
     except ValueError as err:

@@ -76,8 +76,10 @@ def _run_folds(adata: AnnData, folds: list[Fold], peer: Peer) -> list[dict]:
         row = {"method": peer.row_name(v), **scores(labels[pos], pred, tissues[pos])}
         row.update(
             coverage=len(pos) / max(n_test, 1),
-            train_s=train_s, predict_s=predict_s[v],
-            train_peak_mb=train_mb, predict_peak_mb=predict_mb[v],
+            train_s=train_s,
+            predict_s=predict_s[v],
+            train_peak_mb=train_mb,
+            predict_peak_mb=predict_mb[v],
             cells_per_s=len(pos) / predict_s[v] if predict_s[v] > 0 else float("nan"),
         )
         rows.append(row)

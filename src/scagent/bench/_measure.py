@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import threading
 import time
@@ -22,6 +24,15 @@ def rss_bytes() -> int:
         return 0
 
 
+def _release_free_memory() -> None:
+    """Return freed heap memory to the OS, so that a new allocation shows up in the RSS."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 @dataclass
 class Measurement:
     """Result of :func:`measure`: seconds and peak RSS above the starting RSS, in MB."""
@@ -34,9 +45,11 @@ class Measurement:
 def measure(interval: float = 0.005):
     """Measure wall time and the peak RSS increase of the ``with`` block.
 
-    A background thread samples the RSS every ``interval`` seconds.
+    Freed heap memory is first returned to the OS (glibc ``malloc_trim``), then a
+    background thread samples the RSS every ``interval`` seconds.
     """
     result = Measurement()
+    _release_free_memory()
     base = rss_bytes()
     peak = [base]
     stop = threading.Event()

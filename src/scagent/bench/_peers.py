@@ -108,8 +108,10 @@ class CellTypistPeer(Peer):
         mv = variant == "+ majority voting"
         with _quiet():
             result = celltypist.annotate(query, model=self.model, majority_voting=mv)
-        col = "majority_voting" if mv else "predicted_labels"
-        return result.predicted_labels[col].astype(str).to_numpy()
+        labels = result.predicted_labels
+        # CellTypist skips majority voting for 50 cells or fewer and keeps per-cell labels
+        col = "majority_voting" if mv and "majority_voting" in labels else "predicted_labels"
+        return labels[col].astype(str).to_numpy()
 
 
 @contextlib.contextmanager

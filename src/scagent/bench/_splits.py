@@ -20,8 +20,12 @@ class Fold:
 
 
 def stratified_split(
-    obs: pd.DataFrame, *, test_size: float = 0.2, seed: int = 0,
-    tissue_key: str = "tissue", label_key: str = "cell_type",
+    obs: pd.DataFrame,
+    *,
+    test_size: float = 0.2,
+    seed: int = 0,
+    tissue_key: str = "tissue",
+    label_key: str = "cell_type",
 ) -> Fold:
     """Split cells 80/20 stratified by cell type within each tissue.
 
@@ -40,7 +44,9 @@ def stratified_split(
 
 
 def holdout_folds(
-    obs: pd.DataFrame, *, tissue_key: str = "tissue",
+    obs: pd.DataFrame,
+    *,
+    tissue_key: str = "tissue",
     group_keys: tuple[str, ...] = ("donor", "dataset"),
 ) -> list[Fold]:
     """Leave-one-group-out folds, run for all tissues at once.
@@ -67,5 +73,7 @@ def holdout_folds(
             if i < len(values):
                 held |= (tissues == tissue) & (obs[key].astype(str).to_numpy() == values[i])
                 names.append(f"{tissue}:{values[i]}")
-        folds.append(Fold(f"hold out {', '.join(names)}", np.flatnonzero(~held), np.flatnonzero(held)))
+        folds.append(
+            Fold(f"hold out {', '.join(names)}", np.flatnonzero(~held), np.flatnonzero(held))
+        )
     return folds

@@ -139,7 +139,9 @@ def from_soma(
         if obs.empty:
             msg = f"No cells in {uri!r} match obs_query={obs_query!r}."
             raise InputDataError(msg)
-        joinids = _stratified(obs, keys, max_cells_per_type, settings.seed if seed is None else seed)
+        joinids = _stratified(
+            obs, keys, max_cells_per_type, settings.seed if seed is None else seed
+        )
         logger.info("SOMA: %d of %d matching cells sampled.", len(joinids), len(obs))
         query = exp.axis_query(measurement, obs_query=tiledbsoma.AxisQuery(coords=(joinids,)))
         adata = query.to_anndata(X_name=X_name)

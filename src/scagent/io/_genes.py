@@ -149,13 +149,17 @@ def standardize_genes(
         "id_type": id_type,
         "species": species,
         "source_column": gene_column or "var_names",
-        "n_genes": int(len(raw_ids)),
+        "n_genes": len(raw_ids),
         "n_recognised": int(recognised.sum()),
     }
     adata.uns.setdefault(UNS_KEY, {})["genes"] = report
     logger.info(
         "Genes: %d of %d recognised (%s %s ids from %s).",
-        report["n_recognised"], report["n_genes"], species, id_type, report["source_column"],
+        report["n_recognised"],
+        report["n_genes"],
+        species,
+        id_type,
+        report["source_column"],
     )
     if check:
         check_recognised(report)

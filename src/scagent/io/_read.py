@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import anndata as ad
+import h5py
 from anndata import AnnData
 
 from .._constants import UNS_KEY
@@ -20,6 +21,8 @@ __all__ = ["read"]
 
 logger = logging.getLogger("scagent")
 
+_LOOM_CELL_KEYS = ("CellID", "obs_names", "cell_names")
+_LOOM_GENE_KEYS = ("Gene", "var_names", "gene_names")
 _FORMATS = ".h5ad, .h5 (10x), .loom, .csv[.gz], .tsv[.gz], .txt[.gz] or a 10x matrix directory"
 
 
@@ -31,6 +34,17 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
+def _read_loom(path: Path) -> AnnData:
+    """Read a ``.loom`` file, taking cell and gene names from whichever attribute holds them."""
+    with h5py.File(path, "r") as f:
+        cols = set(f["col_attrs"].keys()) if "col_attrs" in f else set()
+        rows = set(f["row_attrs"].keys()) if "row_attrs" in f else set()
+    # loompy's convention (CellID, Gene) first, then what anndata/scanpy write
+    obs_key = next((k for k in _LOOM_CELL_KEYS if k in cols), _LOOM_CELL_KEYS[0])
+    var_key = next((k for k in _LOOM_GENE_KEYS if k in rows), _LOOM_GENE_KEYS[0])
+    return ad.read_loom(path, sparse=True, obs_names=obs_key, var_names=var_key)
+
+
 def _read_any(path: Path) -> tuple[AnnData, str]:
     if path.is_dir():
         return read_10x_mtx(path), "10x_mtx"
@@ -40,7 +54,7 @@ def _read_any(path: Path) -> tuple[AnnData, str]:
     if ext in (".h5", ".hdf5"):
         return read_10x_h5(path), "10x_h5"
     if ext == ".loom":
-        return ad.read_loom(path, sparse=True), "loom"
+        return _read_loom(path), "loom"
     if ext == ".csv":
         adata, orient = read_text(path, ",")
         return adata, f"csv ({orient})"
@@ -96,7 +110,8 @@ def read(
     except (InputDataError, FileNotFoundError):
         raise
     except (OSError, ValueError, KeyError) as err:
-        msg = f"Could not read {path} (format guessed from its name: {_suffix(path) or 'directory'}): {err}"
+        kind = _suffix(path) or "directory"
+        msg = f"Could not read {path} (format guessed from its name: {kind}): {err}"
         raise InputDataError(msg) from err
     logger.info("Read %s as %s: %d cells x %d features.", path.name, fmt, *adata.shape)
     if make_unique:

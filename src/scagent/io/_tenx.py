@@ -40,7 +40,9 @@ def _split_features(
         {"gene_symbols": np.asarray(names)[gex], "feature_types": types_arr[gex]},
         index=ad.utils.make_index_unique(pd.Index(np.asarray(ids)[gex], dtype=str)),
     )
-    adata = AnnData(X=X[:, gex].tocsr(), obs=pd.DataFrame(index=pd.Index(obs_names, dtype=str)), var=var)
+    adata = AnnData(
+        X=X[:, gex].tocsr(), obs=pd.DataFrame(index=pd.Index(obs_names, dtype=str)), var=var
+    )
     if (~gex).any():
         other = X[:, ~gex].toarray()
         cols = [f"{n} ({t})" for n, t in zip(np.asarray(names)[~gex], types_arr[~gex])]

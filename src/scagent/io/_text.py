@@ -27,7 +27,8 @@ def read_text(path: Path, sep: str) -> tuple[AnnData, str]:
     try:
         df = pd.read_csv(path, sep=sep, index_col=0)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
-        msg = f"Could not parse {path} as a {'tab' if sep == chr(9) else 'comma'}-separated matrix: {err}"
+        kind = "tab" if sep == "\t" else "comma"
+        msg = f"Could not parse {path} as a {kind}-separated matrix: {err}"
         raise InputDataError(msg) from err
     if df.empty:
         msg = f"{path} holds no matrix values (found {df.shape[0]} rows x {df.shape[1]} columns)."

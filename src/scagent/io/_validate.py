@@ -32,7 +32,10 @@ def validate_adata(adata: AnnData, *, what: str = "the data") -> None:
         msg = f"{what} is empty: {adata.n_obs} cells x {adata.n_vars} genes."
         raise InputDataError(msg)
     if adata.X is None:
-        msg = f"{what} has no expression matrix (.X is None); put counts in .X or a 'counts' layer."
+        msg = (
+            f"{what} has no expression matrix (.X is None); put the counts in .X, e.g. "
+            "adata.X = adata.layers['counts']."
+        )
         raise InputDataError(msg)
     values = matrix_values(adata.X)
     if values.size == 0 or not np.any(values):
@@ -53,7 +56,8 @@ def validate_adata(adata: AnnData, *, what: str = "the data") -> None:
     if not adata.obs_names.is_unique:
         dup = adata.obs_names[adata.obs_names.duplicated()].unique()
         msg = (
-            f"{what} has {len(dup)} duplicated cell ids (e.g. {list(dup[:3])}). Make them unique "
-            "first, e.g. adata.obs_names_make_unique(), or read with sa.read(..., make_unique=True)."
+            f"{what} has {len(dup)} duplicated cell ids (e.g. {list(dup[:3])}). Make them "
+            "unique first, e.g. adata.obs_names_make_unique(), or read with "
+            "sa.read(..., make_unique=True)."
         )
         raise InputDataError(msg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from copy import deepcopy
 
 import numpy as np
 import scipy.sparse as sp
@@ -122,18 +123,23 @@ def prepare(adata: AnnData, *, copy: bool = False) -> AnnData | None:
     name, M, raw_var, content = _choose_source(adata)
     canonical = log1p_cp10k(M, content)
     if raw_var is not None:
+        # with copy=True nothing of the input may be shared (uns is nested, modified below)
         target = AnnData(
-            X=canonical,
+            X=canonical.copy(),
             obs=adata.obs.copy(),
             var=raw_var.copy(),
-            uns=dict(adata.uns),
-            obsm=dict(adata.obsm),
-            obsp=dict(adata.obsp),
+            uns=deepcopy(dict(adata.uns)) if copy else dict(adata.uns),
+            obsm={k: v.copy() for k, v in adata.obsm.items()} if copy else dict(adata.obsm),
+            obsp={k: v.copy() for k, v in adata.obsp.items()} if copy else dict(adata.obsp),
         )
         if not copy:
-            adata._init_as_actual(  # noqa: SLF001 - in-place swap of the gene axis
-                X=target.X, obs=target.obs, var=target.var, uns=target.uns,
-                obsm=target.obsm, obsp=target.obsp,
+            adata._init_as_actual(
+                X=target.X,
+                obs=target.obs,
+                var=target.var,
+                uns=target.uns,
+                obsm=target.obsm,
+                obsp=target.obsp,
             )
             target = adata
         standardize_genes(target, check=True)
@@ -145,8 +151,9 @@ def prepare(adata: AnnData, *, copy: bool = False) -> AnnData | None:
         else:
             check_recognised(genes)
     target.layers[LAYER_LOG1P] = canonical
-    if content == "counts":
-        target.layers[LAYER_COUNTS] = M if raw_var is None else sp.csr_matrix(M)
+    if content == "counts" and not (name == f"layers[{LAYER_COUNTS!r}]" and raw_var is None):
+        # a copy: X and .raw are often changed in place later (sc.pp.normalize_total, log1p)
+        target.layers[LAYER_COUNTS] = M.copy() if raw_var is None else sp.csr_matrix(M, copy=True)
     n_empty = int((np.asarray(canonical.sum(axis=1)).ravel() == 0).sum())
     if n_empty:
         logger.warning("%d cells have no counts; their canonical values are all zero.", n_empty)

@@ -1,0 +1,74 @@
+"""Shared fixtures: small real matrices cut from the bundled reference atlas.
+
+The atlas ships inside the package, so most tests need nothing else. Tests that read the
+project's real data files use the ``shared_data`` fixture, which skips them when the
+``shared`` folder (a sibling of the repository root) is missing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from anndata import AnnData
+
+import scagent as sa
+
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+#: Cells and genes of the small PBMC3k matrix most tests use.
+N_CELLS, N_GENES = 50, 400
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The project's real data folder (``../shared/data``); skips when it is missing."""
+    path = SHARED_DATA.resolve()
+    if not (path / "labelled").is_dir():
+        pytest.skip(f"real data folder {path} is missing")
+    return path
+
+
+@pytest.fixture(scope="session")
+def atlas() -> AnnData:
+    """The bundled human reference atlas, loaded once. Do not modify it: ``.copy()`` first."""
+    return sa.datasets.reference_atlas()
+
+
+@pytest.fixture(scope="session")
+def mouse_atlas() -> AnnData:
+    """The bundled mouse pancreas cells, loaded once. Do not modify it."""
+    return sa.datasets.reference_atlas(species="mouse")
+
+
+@pytest.fixture(scope="session")
+def _pbmc_small(atlas: AnnData) -> AnnData:
+    pbmc = atlas[atlas.obs["dataset"] == "pbmc3k"]
+    cells = pbmc.obs_names[:: pbmc.n_obs // N_CELLS][:N_CELLS]  # spread over the file
+    sub = pbmc[cells]
+    totals = np.asarray(sub.X.sum(axis=0)).ravel()
+    keep = (
+        sub.var["measured_in_pbmc3k"].to_numpy()
+        & (sub.var["ensembl_id"].to_numpy() != "")
+        & (totals > 0)
+    )
+    order = np.argsort(-totals[keep], kind="stable")[:N_GENES]
+    genes = sub.var_names[keep][np.sort(order)]
+    out = sub[:, genes].copy()
+    out.obs = out.obs[["cell_type", "tissue", "donor"]].copy()
+    out.var = out.var[["ensembl_id"]].copy()
+    out.uns = {}
+    out.X = sp.csr_matrix(out.X, dtype=np.float32)
+    return out
+
+
+@pytest.fixture
+def pbmc_small(_pbmc_small: AnnData) -> AnnData:
+    """50 real PBMC3k cells x their 400 most expressed genes, raw UMI counts (CSR float32).
+
+    ``var_names`` are current human symbols, ``var['ensembl_id']`` their Ensembl ids. A fresh
+    copy for every test.
+    """
+    return _pbmc_small.copy()

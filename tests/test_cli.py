@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from scagent.cli import app
+
+runner = CliRunner()
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["info"], ["bench"]])
+def test_every_command_has_help(command):
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_demo_summarises_the_atlas():
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "3,055 cells" in result.output
+    for tissue in ("blood", "pancreas", "brain", "lung"):
+        assert tissue in result.output
+    assert "142 malignant" in result.output
+
+
+def test_info_reports_genes_and_content():
+    path = SHARED / "unlabelled" / "lung_delorey2021_hlca_query.h5ad"
+    if not path.exists():
+        pytest.skip("shared data not available")
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "1,786 cells" in result.output
+    assert "human ensembl ids" in result.output
+    assert "counts from X" in result.output
+
+
+def test_info_missing_file_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["info", str(tmp_path / "nope.h5ad")])
+    assert result.exit_code == 2
+    assert "No such file" in result.output
+
+
+def test_bench_unknown_suite_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["bench", "-s", "nope", "--out", str(tmp_path / "b.md")])
+    assert result.exit_code == 2
+    assert "Unknown benchmark suite" in result.output
+
+
+@pytest.mark.slow
+def test_full_bench_command(tmp_path):
+    out = tmp_path / "benchmarks.md"
+    result = runner.invoke(app, ["bench", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    for method in (
+        "CellTypist",
+        "CellTypist + majority voting",
+        "logistic regression",
+        "kNN on PCA",
+        "MLP (2 hidden layers)",
+    ):
+        assert f"| {method} |" in text
+    assert "leave-one-donor-out" in text
