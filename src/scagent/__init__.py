@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from . import datasets, pl, pp, tl
+from . import datasets, models, nn, pl, pp, tl
 from ._errors import InputDataError
 from ._settings import settings
 from .io import read
@@ -16,4 +16,15 @@ __version__ = "0.1.0"
 
 logging.getLogger("scagent").addHandler(logging.NullHandler())
 
-__all__ = ["InputDataError", "__version__", "datasets", "pl", "pp", "read", "settings", "tl"]
+__all__ = [
+    "InputDataError",
+    "__version__",
+    "datasets",
+    "models",
+    "nn",
+    "pl",
+    "pp",
+    "read",
+    "settings",
+    "tl",
+]

@@ -32,3 +32,8 @@ REFERENCE_OBS = (
     "technology",
     "dataset",
 )
+
+#: ``.obsm`` key of the pretrained-space embedding (the paper's F_g).
+OBSM_EMBED = "X_scagent"
+#: ``.obsm`` key of the plugin-tuned embedding (the paper's F_s).
+OBSM_EMBED_TUNED = "X_scagent_tuned"

@@ -101,6 +101,82 @@ def info(
 
 
 @app.command()
+def pretrain(
+    files: Annotated[list[Path], typer.Argument(help="Corpus files (any format sa.read takes).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint folder to write.")],
+    epochs: Annotated[int, typer.Option(help="Passes over the corpus.")] = 10,
+    d_model: Annotated[int, typer.Option(help="Embedding width.")] = 128,
+    nlayers: Annotated[int, typer.Option(help="Transformer layers.")] = 4,
+    nhead: Annotated[int, typer.Option(help="Attention heads.")] = 4,
+    d_hid: Annotated[int, typer.Option(help="Feed-forward width.")] = 256,
+    max_len: Annotated[int, typer.Option(help="Tokens per cell, <cls> included.")] = 128,
+    batch_size: Annotated[int, typer.Option(help="Cells per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue a finished epoch in --out.")] = True,
+    verbose: Verbose = False,
+) -> None:
+    """Pretrain an encoder by masked expression prediction; checkpoints after every epoch."""
+    _logging(verbose)
+    from ._errors import InputDataError
+    from .models._pretrain import PretrainConfig, build_corpus
+    from .models._pretrain import pretrain as run_pretrain
+
+    cfg = PretrainConfig(
+        d_model=d_model,
+        nlayers=nlayers,
+        nhead=nhead,
+        d_hid=d_hid,
+        max_len=max_len,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+    )
+    try:
+        corpus = build_corpus(files)
+        record = run_pretrain(corpus, out, config=cfg, resume=resume)
+    except (InputDataError, FileNotFoundError, ValueError) as err:
+        _fail(err)
+    last = record["history"][-1]
+    typer.echo(
+        f"{out}: {record['data']['n_cells']:,} cells, {record['data']['n_genes_vocab']:,} genes "
+        f"in vocabulary; epoch {last['epoch']}: train loss {last['train_loss']:.4f}, "
+        f"validation loss {last['val_loss']:.4f}"
+    )
+
+
+@app.command()
+def embed(
+    path: Annotated[Path, typer.Argument(help="Input data file or 10x directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5ad.")],
+    model: Annotated[
+        str, typer.Option(help="'default', a scagent or a scGPT model folder.")
+    ] = "default",
+    verbose: Verbose = False,
+) -> None:
+    """Embed cells with the foundation encoder (writes .obsm['X_scagent'])."""
+    _logging(verbose)
+    from . import pp, tl
+    from ._errors import InputDataError
+    from .io import read
+
+    try:
+        adata = read(path)
+        pp.prepare(adata)
+        tl.embed(adata, model=model)
+    except (InputDataError, FileNotFoundError) as err:
+        _fail(err)
+    adata.write_h5ad(out)
+    info = adata.uns["scagent"]["embed"]
+    typer.echo(
+        f"{out}: {adata.n_obs:,} cells embedded in {adata.obsm['X_scagent'].shape[1]} dimensions "
+        f"by {info['model']} ({info['n_genes_in_vocab']:,} genes in vocabulary, "
+        f"{info['mean_tokens_per_cell']:.0f} tokens per cell)"
+    )
+
+
+@app.command()
 def bench(
     suite: Annotated[
         list[str] | None,

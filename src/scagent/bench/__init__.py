@@ -11,11 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ._annotation import annotation_suite
+from ._encoder import encoder_suite
 from ._report import Section, write_report
 
 __all__ = ["SUITES", "Section", "run"]
 
-SUITES: dict[str, Callable[..., Section]] = {"annotation": annotation_suite}
+SUITES: dict[str, Callable[..., Section]] = {
+    "annotation": annotation_suite,
+    "encoder": encoder_suite,
+}
 
 
 def run(

@@ -37,6 +37,7 @@ class Section:
     rows: list[dict] = field(default_factory=list)
     figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, file name)
     notes: list[str] = field(default_factory=list)
+    extra_tables: list[tuple[str, list[dict]]] = field(default_factory=list)
 
 
 def _fmt(value, spec: str) -> str:
@@ -50,6 +51,17 @@ def _table(rows: list[dict], columns) -> list[list[str]]:
     out = [[c[1] for c in cols]]
     out += [[_fmt(r.get(key), spec) for key, _, spec in cols] for r in rows]
     return out
+
+
+def _generic_table(rows: list[dict]) -> list[list[str]]:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return _fmt(v, "{:,.0f}" if abs(v) >= 100 else "{:.3g}")
+        return f"{v:,}" if isinstance(v, int) else str(v)
+
+    return [keys] + [[cell(r.get(k, "")) for k in keys] for r in rows]
 
 
 def _tissue_table(rows: list[dict]) -> list[list[str]]:
@@ -171,7 +183,12 @@ def write_report(sections: list[Section], out: Path, *, command: str) -> str:
             _markdown(per),
             "",
         ]
+        for title, rows in s.extra_tables:
+            table = _generic_table(rows)
+            text_parts += [f"{title}:", _text(table), ""]
+            md += [f"{title}:", "", _markdown(table), ""]
         md += [f"- {n}" for n in s.notes] + ([""] if s.notes else [])
+        text_parts += [f"- {n}" for n in s.notes] + ([""] if s.notes else [])
         md += [f"![{cap}](figures/{name})\n" for cap, name in s.figures]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(md) + "\n")

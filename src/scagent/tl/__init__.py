@@ -1,5 +1,7 @@
-"""Tools: ``sa.tl`` (embedding, annotation, novelty; filled by later releases)."""
+"""Tools: ``sa.tl``. Every agent action is a plain function here first."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._embed import embed
+
+__all__ = ["embed"]

@@ -1,0 +1,103 @@
+"""``sa.tl.embed``: the pretrained-space cell embedding (the paper's F_g)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+from anndata import AnnData
+
+from .._constants import LAYER_LOG1P, OBSM_EMBED, UNS_KEY
+from .._errors import InputDataError
+from ..models import load_encoder
+from ..pp import prepare
+
+__all__ = ["embed"]
+
+logger = logging.getLogger("scagent")
+
+MIN_VOCAB_GENES = 50
+
+
+def canonical_matrix(adata: AnnData):
+    """log1p(CP10k) matrix and its gene names, preparing a copy when needed."""
+    if LAYER_LOG1P in adata.layers:
+        return adata.layers[LAYER_LOG1P], adata.var_names
+    prepared = prepare(adata, copy=True)
+    return prepared.layers[LAYER_LOG1P], prepared.var_names
+
+
+def embed(
+    adata: AnnData,
+    *,
+    model: str | os.PathLike = "default",
+    key_added: str = OBSM_EMBED,
+    batch_size: int | None = None,
+    copy: bool = False,
+) -> AnnData | None:
+    """Embed cells with the scRNA foundation encoder.
+
+    Each cell is tokenised from its own expressed genes that the encoder's vocabulary
+    knows (the most highly expressed first, up to the model's token limit); its
+    ``<cls>`` output, L2-normalised, is the embedding.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes. Uses ``layers['scagent_log1p_cp10k']`` when present, otherwise
+        :func:`scagent.pp.prepare` runs on a copy (``adata`` is not changed).
+    model
+        ``"default"`` (shipped with scagent), a folder from ``scagent pretrain`` or a
+        published scGPT folder.
+    key_added
+        ``.obsm`` key to write.
+    batch_size
+        Cells per forward pass (default ``sa.settings.batch_size``).
+    copy
+        Return a copy with the results instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None``, or the copy when ``copy=True``. Sets
+
+    ``adata.obsm['X_scagent' | key_added]``
+        (cells, d_model) L2-normalised embeddings.
+    ``adata.uns['scagent']['embed']``
+        ``model``, ``model_sha256``, ``kind``, ``n_genes_in_vocab``, ``n_genes_unmapped``,
+        ``mean_tokens_per_cell``, ``max_len``.
+    """
+    target = adata.copy() if copy else adata
+    encoder = load_encoder(model)
+    X, genes = canonical_matrix(target)
+    ids = encoder.gene_ids(genes)
+    n_in = int((ids >= 0).sum())
+    if n_in < MIN_VOCAB_GENES:
+        msg = (
+            f"Only {n_in} of {len(genes)} genes are in the vocabulary of encoder "
+            f"{encoder.name!r}; at least {MIN_VOCAB_GENES} are needed. Are var_names gene "
+            "symbols (human)? sa.read recognises Ensembl ids and old symbols."
+        )
+        raise InputDataError(msg)
+    emb, lengths = encoder.embed(X, ids, batch_size=batch_size)
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    emb = emb / np.maximum(norms, 1e-12)
+    n_empty = int((lengths == 0).sum())
+    if n_empty:
+        logger.warning(
+            "%d cells express no vocabulary gene; their embedding is the <cls> prior.", n_empty
+        )
+    target.obsm[key_added] = emb
+    target.uns.setdefault(UNS_KEY, {})["embed"] = {
+        "model": encoder.name,
+        "model_sha256": encoder.sha256,
+        "kind": encoder.kind,
+        "key_added": key_added,
+        "n_genes_in_vocab": n_in,
+        "n_genes_unmapped": int(len(genes) - n_in),
+        "mean_tokens_per_cell": float(lengths.mean()),
+        "n_cells_without_tokens": n_empty,
+        "max_len": encoder.max_len,
+    }
+    logger.info("Embedded %d cells (%d genes in vocabulary).", target.n_obs, n_in)
+    return target if copy else None
