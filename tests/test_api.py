@@ -18,8 +18,7 @@ PUBLIC = [
 def test_signature_and_docstring(name, func):
     sig = inspect.signature(func)
     positional = [
-        p for p in sig.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     assert len(positional) <= 3, f"{name}: options after the data must be keyword-only"
     assert sig.return_annotation is not inspect.Signature.empty, f"{name}: no return annotation"

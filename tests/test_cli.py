@@ -63,3 +63,66 @@ def test_full_bench_command(tmp_path):
     ):
         assert f"| {method} |" in text
     assert "leave-one-donor-out" in text
+
+
+def test_pretrain_then_embed_from_the_command_line(tmp_path, atlas):
+    data = atlas[::15].copy()
+    data.write_h5ad(tmp_path / "corpus.h5ad")
+    model = tmp_path / "enc"
+    result = runner.invoke(
+        app,
+        [
+            "pretrain",
+            str(tmp_path / "corpus.h5ad"),
+            "--out",
+            str(model),
+            "--epochs",
+            "1",
+            "--d-model",
+            "16",
+            "--nlayers",
+            "1",
+            "--nhead",
+            "2",
+            "--d-hid",
+            "32",
+            "--max-len",
+            "32",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "validation loss" in result.output
+    assert (model / "model.safetensors").exists()
+    result = runner.invoke(
+        app,
+        [
+            "embed",
+            str(tmp_path / "corpus.h5ad"),
+            "-o",
+            str(tmp_path / "out.h5ad"),
+            "--model",
+            str(model),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    import anndata as ad
+
+    out = ad.read_h5ad(tmp_path / "out.h5ad")
+    assert out.obsm["X_scagent"].shape == (data.n_obs, 16)
+
+
+def test_embed_bad_model_folder_is_a_clear_error(tmp_path, atlas):
+    atlas[:20].copy().write_h5ad(tmp_path / "x.h5ad")
+    result = runner.invoke(
+        app,
+        [
+            "embed",
+            str(tmp_path / "x.h5ad"),
+            "-o",
+            str(tmp_path / "o.h5ad"),
+            "--model",
+            str(tmp_path / "nope"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "does not exist" in result.output

@@ -42,20 +42,41 @@ def _write_scgpt_folder(folder, genes, *, layout="flash", d=32, nlayers=2, seed=
     """A model folder in the published layout: args.json, vocab.json, best_model.pt."""
     folder.mkdir()
     vocab = GeneVocab.from_genes(genes)
-    args = {"embsize": d, "nheads": 4, "d_hid": 64, "nlayers": nlayers, "n_layers_cls": 3,
-            "dropout": 0.2, "n_bins": 51, "pad_token": "<pad>", "pad_value": -2,
-            "input_emb_style": "continuous", "MVC": True, "max_seq_len": 300}
+    args = {
+        "embsize": d,
+        "nheads": 4,
+        "d_hid": 64,
+        "nlayers": nlayers,
+        "n_layers_cls": 3,
+        "dropout": 0.2,
+        "n_bins": 51,
+        "pad_token": "<pad>",
+        "pad_value": -2,
+        "input_emb_style": "continuous",
+        "MVC": True,
+        "max_seq_len": 300,
+    }
     (folder / "args.json").write_text(json.dumps(args))
     (folder / "vocab.json").write_text(json.dumps(vocab.token_to_id))
     torch.manual_seed(seed)
-    cfg = EncoderConfig(ntoken=len(vocab), d_model=d, nhead=4, d_hid=64, nlayers=nlayers,
-                        do_mvc=True, pad_token_id=vocab.pad_id)
+    cfg = EncoderConfig(
+        ntoken=len(vocab),
+        d_model=d,
+        nhead=4,
+        d_hid=64,
+        nlayers=nlayers,
+        do_mvc=True,
+        pad_token_id=vocab.pad_id,
+    )
     state = TransformerModel(cfg).state_dict()
     assert set(PUBLISHED_KEYS) <= set(state)
     if layout == "torch":
-        state = {k.replace("self_attn.Wqkv.weight", "self_attn.in_proj_weight")
-                  .replace("self_attn.Wqkv.bias", "self_attn.in_proj_bias"): v
-                 for k, v in state.items()}
+        state = {
+            k.replace("self_attn.Wqkv.weight", "self_attn.in_proj_weight").replace(
+                "self_attn.Wqkv.bias", "self_attn.in_proj_bias"
+            ): v
+            for k, v in state.items()
+        }
     torch.save(state, folder / "best_model.pt")
     return state
 
@@ -64,7 +85,7 @@ def _write_scgpt_folder(folder, genes, *, layout="flash", d=32, nlayers=2, seed=
 def test_load_published_layout(tmp_path, atlas, layout):
     genes = list(atlas.var_names[:3000])
     state = _write_scgpt_folder(tmp_path / "scgpt", genes, layout=layout)
-    model, vocab, args = load_scgpt_checkpoint(tmp_path / "scgpt")
+    model, vocab, _ = load_scgpt_checkpoint(tmp_path / "scgpt")
     assert model.cfg.do_mvc and model.cfg.d_model == 32 and len(vocab) == len(genes) + 3
     key = "transformer_encoder.layers.1.self_attn.Wqkv.weight"
     src = state.get(key, state.get(key.replace("Wqkv.weight", "in_proj_weight")))
@@ -85,8 +106,10 @@ def test_scgpt_folder_embeds(tmp_path, atlas):
 
 def test_untrusted_pickle_is_refused(tmp_path, atlas):
     _write_scgpt_folder(tmp_path / "scgpt", list(atlas.var_names[:100]))
-    torch.save({"x": np.dtype("float32"), "obj": object.__new__(EvilPayload)},
-               tmp_path / "scgpt" / "best_model.pt")
+    torch.save(
+        {"x": np.dtype("float32"), "obj": object.__new__(EvilPayload)},
+        tmp_path / "scgpt" / "best_model.pt",
+    )
     with pytest.raises(CheckpointError, match="weights only"):
         load_scgpt_checkpoint(tmp_path / "scgpt")
 
@@ -102,7 +125,7 @@ def test_missing_files_and_shape_mismatch(tmp_path, atlas):
     (tmp_path / "scgpt" / "vocab.json").write_text(
         json.dumps(GeneVocab.from_genes(list(atlas.var_names[:90])).token_to_id)
     )
-    with pytest.raises(CheckpointError, match="vocab.json has 93 tokens"):
+    with pytest.raises(CheckpointError, match=r"vocab\.json has 93 tokens"):
         load_scgpt_checkpoint(tmp_path / "scgpt")
     (tmp_path / "scgpt" / "best_model.pt").unlink()
     with pytest.raises(CheckpointError, match="lacks"):
@@ -111,9 +134,16 @@ def test_missing_files_and_shape_mismatch(tmp_path, atlas):
 
 def test_save_and_load_roundtrip_is_atomic(tmp_path):
     vocab = GeneVocab.from_genes(["A", "B", "C"])
-    model = TransformerModel(EncoderConfig(ntoken=len(vocab), d_model=8, nhead=2, d_hid=16, nlayers=1))
-    save_checkpoint(tmp_path / "m", model, vocab, {"max_len": 10, "n_bins": 51},
-                    extra={"state.pt": {"step": torch.tensor(3)}})
+    model = TransformerModel(
+        EncoderConfig(ntoken=len(vocab), d_model=8, nhead=2, d_hid=16, nlayers=1)
+    )
+    save_checkpoint(
+        tmp_path / "m",
+        model,
+        vocab,
+        {"max_len": 10, "n_bins": 51},
+        extra={"state.pt": {"step": torch.tensor(3)}},
+    )
     again, vocab2, cfg = load_checkpoint(tmp_path / "m")
     for k, v in model.state_dict().items():
         torch.testing.assert_close(again.state_dict()[k], v)

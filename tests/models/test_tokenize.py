@@ -27,7 +27,12 @@ def test_tokenize_keeps_each_cells_own_top_genes():
         )
     )
     batch, lengths = tokenize(
-        X, vocab.ids(genes), max_len=3, n_bins=51, cls_id=vocab.cls_id, pad_id=vocab.pad_id,
+        X,
+        vocab.ids(genes),
+        max_len=3,
+        n_bins=51,
+        cls_id=vocab.cls_id,
+        pad_id=vocab.pad_id,
         pad_value=-2.0,
     )
     np.testing.assert_array_equal(lengths, [2, 0, 2])

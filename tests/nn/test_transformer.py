@@ -25,7 +25,9 @@ def test_sdpa_attention_matches_torch_multihead_attention():
     model = TransformerModel(cfg).eval()
     ref = torch.nn.TransformerEncoderLayer(16, 2, 32, 0.0, batch_first=True).eval()
     # copy our first layer's weights into PyTorch's layer through the published-name remap
-    ours = {k.split("layers.0.", 1)[1]: v for k, v in model.state_dict().items() if "layers.0." in k}
+    ours = {
+        k.split("layers.0.", 1)[1]: v for k, v in model.state_dict().items() if "layers.0." in k
+    }
     theirs = {
         "self_attn.in_proj_weight": ours["self_attn.Wqkv.weight"],
         "self_attn.in_proj_bias": ours["self_attn.Wqkv.bias"],

@@ -67,8 +67,15 @@ def test_embed_separates_cell_types(atlas):
 def test_too_few_vocabulary_genes(atlas):
     adata = atlas[:10, :300].copy()
     adata.var_names = [f"NOTAGENE{i}" for i in range(300)]
-    adata.uns["scagent"] = {"genes": {"n_recognised": 300, "n_genes": 300, "species": "human",
-                                      "id_type": "symbol", "source_column": "var_names"}}
+    adata.uns["scagent"] = {
+        "genes": {
+            "n_recognised": 300,
+            "n_genes": 300,
+            "species": "human",
+            "id_type": "symbol",
+            "source_column": "var_names",
+        }
+    }
     with pytest.raises(sa.InputDataError, match="in the vocabulary"):
         sa.tl.embed(adata)
 

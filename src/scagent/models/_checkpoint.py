@@ -137,6 +137,7 @@ def save_checkpoint(
         (tmp / CONFIG).write_text(json.dumps(config, indent=2))
         for name, obj in (extra or {}).items():
             torch.save(obj, tmp / name)
+        _make_readable(tmp)
         old = folder.with_name(f".{folder.name}.old")
         if folder.exists():
             if old.exists():
@@ -149,6 +150,15 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def _make_readable(folder: Path) -> None:
+    """mkdtemp makes a private folder; a model is shared like any installed file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.iterdir():
+        path.chmod(0o666 & ~umask)
 
 
 def load_checkpoint(folder: str | os.PathLike) -> tuple[TransformerModel, GeneVocab, dict]:

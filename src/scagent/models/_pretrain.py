@@ -51,6 +51,11 @@ class PretrainConfig:
         AdamW with linear warm-up then cosine decay.
     mask_ratio
         Share of each cell's gene tokens whose value is hidden and predicted.
+    mvc
+        Also predict the hidden values from the ``<cls>`` embedding alone (scGPT's GEPC);
+        without it the cell embedding is not trained directly.
+    n_negative
+        Genes per cell, absent from it, whose value 0 the cell embedding must predict.
     val_fraction
         Share of cells held out for the validation loss.
     seed
@@ -71,6 +76,8 @@ class PretrainConfig:
     weight_decay: float = 0.01
     warmup_fraction: float = 0.05
     mask_ratio: float = 0.4
+    mvc: bool = True
+    n_negative: int = 64
     val_fraction: float = 0.05
     seed: int = 0
 
@@ -117,10 +124,39 @@ def _mask(values: torch.Tensor, padding: torch.Tensor, ratio: float, mask_value:
     return torch.where(masked, torch.full_like(values, mask_value), values), masked
 
 
-def _loss(model, genes, values, padding, cfg, gen) -> torch.Tensor:
+def _scale(model) -> float:
+    """Targets are bins divided by the top bin (0..1), which keeps gradients in a sane range."""
+    return float(model.cfg.n_bins - 1)
+
+
+def _mvc_errors(model, out, genes, values, masked, neg_probs, n_negative, gen):
+    """Squared errors of the cell-embedding decoder: hidden values and absent genes.
+
+    Besides the hidden values of the cell's own genes, ``n_negative`` genes drawn by how
+    often they are expressed in the corpus, but not expressed in this cell, must be
+    predicted as 0: the cell embedding has to say which programmes are off, too.
+    """
+    err = (out["mvc_pred"][masked] - values[masked] / _scale(model)) ** 2
+    if n_negative == 0:
+        return err
+    neg = torch.multinomial(neg_probs, genes.shape[0] * n_negative, replacement=True, generator=gen)
+    neg = neg.view(genes.shape[0], n_negative)
+    absent = ~(neg[:, :, None] == genes[:, None, :]).any(-1)
+    pred = model.mvc_decoder(out["cell_emb"], model.encoder(neg))
+    return torch.cat([err, pred[absent] ** 2])
+
+
+def _loss(model, genes, values, padding, cfg, gen, neg_probs) -> torch.Tensor:
+    """Masked-value MSE of the token decoder, plus that of the cell-embedding decoder (MVC)."""
     inp, masked = _mask(values, padding, cfg.mask_ratio, model.cfg.mask_value, gen)
-    pred = model(genes, inp, padding)["pred"]
-    return torch.nn.functional.mse_loss(pred[masked], values[masked])
+    out = model(genes, inp, padding)
+    loss = torch.nn.functional.mse_loss(out["pred"][masked], values[masked] / _scale(model))
+    if "mvc_pred" in out:
+        loss = (
+            loss
+            + _mvc_errors(model, out, genes, values, masked, neg_probs, cfg.n_negative, gen).mean()
+        )
+    return loss
 
 
 def _lr_lambda(total: int, warmup: int):
@@ -180,6 +216,10 @@ def pretrain(
         pad_id=vocab.pad_id,
         pad_value=-2.0,
     )
+    # how often each token occurs: the draw of absent genes for the cell-embedding loss
+    counts = torch.bincount(batch.genes[~batch.padding].flatten(), minlength=len(vocab))
+    counts[[vocab.pad_id, vocab.cls_id]] = 0
+    neg_probs = counts.double() / counts.sum().clamp(min=1)
     order = rng.permutation(X.shape[0])
     n_val = max(1, int(cfg.val_fraction * X.shape[0]))
     val_idx, train_idx = np.sort(order[:n_val]), order[n_val:]
@@ -190,6 +230,7 @@ def pretrain(
         d_hid=cfg.d_hid,
         nlayers=cfg.nlayers,
         dropout=cfg.dropout,
+        do_mvc=cfg.mvc,
         pad_token_id=vocab.pad_id,
         n_bins=cfg.n_bins,
     )
@@ -250,7 +291,13 @@ def pretrain(
         for s in bar:
             rows = torch.from_numpy(perm[s : s + cfg.batch_size])
             loss = _loss(
-                model, batch.genes[rows], batch.values[rows], batch.padding[rows], cfg, gen
+                model,
+                batch.genes[rows],
+                batch.values[rows],
+                batch.padding[rows],
+                cfg,
+                gen,
+                neg_probs,
             )
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -259,36 +306,53 @@ def pretrain(
             sched.step()
             running, n = running + float(loss.detach()), n + 1
             bar.set_postfix(loss=f"{running / n:.3f}")
-        val = evaluate_loss(model, batch, val_idx, cfg)
+        val, val_mvc = evaluate_loss(model, batch, val_idx, cfg, neg_probs)
         record["history"].append(
             {
                 "epoch": epoch + 1,
                 "train_loss": running / max(n, 1),
                 "val_loss": val,
+                "val_mvc_loss": val_mvc,
                 "seconds": time.perf_counter() - t0,
             }
         )
-        logger.info("epoch %d: train %.4f, val %.4f", epoch + 1, running / max(n, 1), val)
+        logger.info(
+            "epoch %d: train %.4f, val %.4f (cell-embedding decoder %.4f)",
+            epoch + 1,
+            running / max(n, 1),
+            val,
+            val_mvc,
+        )
         state = {
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(),
             "torch_rng": torch.get_rng_state(),
         }
-        save_checkpoint(out, model, vocab, record, extra={STATE: state})
+        # the optimiser state is kept only while the run can still be resumed
+        done = epoch + 1 == cfg.epochs
+        save_checkpoint(out, model, vocab, record, extra=None if done else {STATE: state})
     return record
 
 
 @torch.inference_mode()
-def evaluate_loss(model: TransformerModel, batch, idx: np.ndarray, cfg: PretrainConfig) -> float:
-    """Masked-expression MSE on cells ``idx`` with a fixed mask."""
+def evaluate_loss(
+    model: TransformerModel, batch, idx: np.ndarray, cfg: PretrainConfig, neg_probs
+) -> tuple[float, float]:
+    """Validation losses with fixed masks: token decoder MSE on hidden values, and the
+    cell-embedding decoder's MSE on hidden values and absent genes."""
     model.eval()
     gen = torch.Generator().manual_seed(cfg.seed + 12345)
-    total, count = 0.0, 0
+    total, count, mvc_errs = 0.0, 0, []
     for s in range(0, len(idx), 256):
         rows = torch.from_numpy(idx[s : s + 256])
         genes, values, padding = batch.genes[rows], batch.values[rows], batch.padding[rows]
         inp, masked = _mask(values, padding, cfg.mask_ratio, model.cfg.mask_value, gen)
-        pred = model(genes, inp, padding)["pred"]
-        total += float(((pred[masked] - values[masked]) ** 2).sum())
+        out = model(genes, inp, padding)
+        total += float(((out["pred"][masked] - values[masked] / _scale(model)) ** 2).sum())
+        if "mvc_pred" in out:
+            mvc_errs.append(
+                _mvc_errors(model, out, genes, values, masked, neg_probs, cfg.n_negative, gen)
+            )
         count += int(masked.sum())
-    return total / max(count, 1)
+    mvc = float(torch.cat(mvc_errs).mean()) if mvc_errs else float("nan")
+    return total / max(count, 1), mvc

@@ -234,6 +234,14 @@ class TransformerModel(nn.Module):
         return self.encode(genes, values, padding)[:, 0, :]
 
     def forward(self, genes: Tensor, values: Tensor, padding: Tensor) -> dict[str, Tensor]:
-        """States, ``<cls>`` embedding and the expression prediction of every token."""
+        """States, ``<cls>`` embedding and the expression prediction of every token.
+
+        With ``do_mvc``, also ``mvc_pred``: every token's value predicted from the cell
+        embedding and the gene's own embedding alone (scGPT's GEPC objective), which is what
+        trains the ``<cls>`` embedding to summarise the cell.
+        """
         states = self.encode(genes, values, padding)
-        return {"states": states, "cell_emb": states[:, 0, :], "pred": self.decoder(states)}
+        out = {"states": states, "cell_emb": states[:, 0, :], "pred": self.decoder(states)}
+        if self.cfg.do_mvc:
+            out["mvc_pred"] = self.mvc_decoder(out["cell_emb"], self.encoder(genes))
+        return out
