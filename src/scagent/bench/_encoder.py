@@ -119,7 +119,6 @@ def encoder_suite(*, seed: int = 0, quick: bool = False) -> Section:
         "pretrained encoder", adata.obsm[OBSM_EMBED], labels, tissues, fold, seed
     )
     Zr, _ = _random_twin(enc, seed).embed(adata.layers[LAYER_LOG1P], enc.gene_ids(adata.var_names))
-    Zr /= np.maximum(np.linalg.norm(Zr, axis=1, keepdims=True), 1e-12)
     section.rows += _probe_rows("random-init encoder", Zr, labels, tissues, fold, seed)
     X = adata.layers[LAYER_LOG1P]
     pca = PCA(n_components=50, random_state=seed).fit(X[fold.train].toarray())

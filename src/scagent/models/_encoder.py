@@ -81,7 +81,7 @@ class Encoder:
         device: str | None = None,
         progress: bool | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``<cls>`` embeddings of the rows of ``X`` (log1p CP10k or counts).
+        """L2-normalised ``<cls>`` embeddings of the rows of ``X`` (log1p CP10k or counts).
 
         Returns the (cells, dim) float32 embeddings and the tokens used per cell.
         """
@@ -111,11 +111,12 @@ class Encoder:
                 )
             out[start:stop] = emb.float().cpu().numpy()
             lengths[start:stop] = n_tok
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out, lengths
 
 
 @cache
-def _load_cached(path: str) -> Encoder:
+def _load_cached(path: str, name: str) -> Encoder:
     folder = Path(path)
     if (folder / "args.json").exists():
         model, vocab, args = load_scgpt_checkpoint(folder)
@@ -125,7 +126,7 @@ def _load_cached(path: str) -> Encoder:
     else:
         model, vocab, config = load_checkpoint(folder)
         max_len, n_bins, kind = int(config["max_len"]), int(config["n_bins"]), "scagent"
-    return Encoder(model, vocab, max_len, n_bins, str(folder), weights_hash(folder), kind)
+    return Encoder(model, vocab, max_len, n_bins, name, weights_hash(folder), kind)
 
 
 def load_encoder(model: str | os.PathLike = "default") -> Encoder:
@@ -150,8 +151,6 @@ def load_encoder(model: str | os.PathLike = "default") -> Encoder:
                 "build them with the command in docs/model_card.md."
             )
             raise CheckpointError(msg)
-        enc = _load_cached(str(path))
-        enc.name = "default"
-        return enc
+        return _load_cached(str(path), "default")
     path = Path(model).expanduser().resolve()
-    return _load_cached(str(path))
+    return _load_cached(str(path), str(path))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 
-import numpy as np
 from anndata import AnnData
 
 from .._constants import LAYER_LOG1P, OBSM_EMBED, UNS_KEY
@@ -80,8 +79,6 @@ def embed(
         )
         raise InputDataError(msg)
     emb, lengths = encoder.embed(X, ids, batch_size=batch_size)
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    emb = emb / np.maximum(norms, 1e-12)
     n_empty = int((lengths == 0).sum())
     if n_empty:
         logger.warning(
