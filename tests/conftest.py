@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 import scagent as sa
+from scagent.plugins import PluginRegistry, TrainConfig, train_reference_plugins
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -72,3 +73,43 @@ def pbmc_small(_pbmc_small: AnnData) -> AnnData:
     copy for every test.
     """
     return _pbmc_small.copy()
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> TrainConfig:
+    """Fast settings: enough steps to learn blood vs pancreas, not to converge.
+
+    No validation split, so the last fine-tuning epoch is kept (adapters are non-zero).
+    """
+    return TrainConfig(
+        probe_epochs=30, max_epochs=3, batch_size=16, min_steps_per_epoch=4, val_fraction=0
+    )
+
+
+def _small_reference(atlas: AnnData, per_type: int = 6) -> AnnData:
+    """A few cells of each type of blood (PBMC3k, 4 types) and pancreas (3 types)."""
+    keep = {
+        "blood": ["B cell", "CD14+ monocyte", "natural killer cell", "naive CD4+ T cell"],
+        "pancreas": ["pancreatic alpha cell", "pancreatic beta cell", "macrophage"],
+    }
+    obs = atlas.obs
+    pos = []
+    for tissue, types in keep.items():
+        for t in types:
+            m = np.flatnonzero((obs["tissue"] == tissue).to_numpy() & (obs["cell_type"] == t))
+            pos.extend(m[:per_type])
+    return atlas[np.sort(pos)].copy()
+
+
+@pytest.fixture(scope="session")
+def reference(atlas) -> AnnData:
+    """42 real cells: 4 blood types and 3 pancreas types, 6 cells each."""
+    return _small_reference(atlas)
+
+
+@pytest.fixture(scope="session")
+def tiny_registry(tmp_path_factory, reference, tiny_config) -> PluginRegistry:
+    """Tissue-assignment + blood + pancreas plugins, trained briefly (a few seconds)."""
+    reg = PluginRegistry([tmp_path_factory.mktemp("plugins")])
+    train_reference_plugins(reference, reg, config=tiny_config, seed=0, progress=False)
+    return reg

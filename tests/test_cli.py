@@ -9,20 +9,75 @@ runner = CliRunner()
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["info"], ["bench"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["demo"],
+        ["info"],
+        ["bench"],
+        ["annotate"],
+        ["plugins"],
+        ["plugins", "train"],
+        ["plugins", "list"],
+    ],
+)
 def test_every_command_has_help(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage" in result.output
 
 
-def test_demo_summarises_the_atlas():
+def test_demo_annotates_pbmc68k_with_the_shipped_plugins():
     result = runner.invoke(app, ["demo"])
     assert result.exit_code == 0, result.output
     assert "3,055 cells" in result.output
     for tissue in ("blood", "pancreas", "brain", "lung"):
         assert tissue in result.output
     assert "142 malignant" in result.output
+    assert "annotating scanpy's pbmc68k_reduced" in result.output
+    assert "published labels (rows) vs scagent (columns)" in result.output
+    assert "CD14+ monocyte" in result.output and "B cell" in result.output
+
+
+def test_annotate_and_plugin_commands(tmp_path, reference):
+    src = tmp_path / "in.h5ad"
+    reference.write_h5ad(src)
+    plugins = tmp_path / "plugins"
+    result = runner.invoke(
+        app,
+        [
+            "plugins",
+            "train",
+            str(src),
+            "-o",
+            str(plugins),
+            "--max-epochs",
+            "1",
+            "--tissue",
+            "pancreas",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "tissue v1: 2 classes" in result.output and "pancreas v1: 3 classes" in result.output
+    result = runner.invoke(app, ["plugins", "list", "--plugins", str(plugins)])
+    assert result.exit_code == 0, result.output
+    assert "tissue_assignment" in result.output and "pancreas" in result.output
+    out = tmp_path / "out.h5ad"
+    result = runner.invoke(
+        app,
+        ["annotate", str(src), "-o", str(out), "--plugins", str(plugins), "--tissue", "pancreas"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "mean_confidence" in result.output and f"wrote {out} (42 cells)" in result.output
+    assert out.exists()
+    result = runner.invoke(
+        app, ["annotate", str(src), "-o", str(out), "--plugins", str(plugins), "--tissue", "liver"]
+    )
+    assert result.exit_code == 2
+    assert "Unknown tissue 'liver'" in result.output
+    result = runner.invoke(app, ["annotate", str(tmp_path / "no.h5ad"), "-o", str(out)])
+    assert result.exit_code == 2 and "does not exist" in result.output
 
 
 def test_info_reports_genes_and_content():
@@ -60,9 +115,23 @@ def test_full_bench_command(tmp_path):
         "logistic regression",
         "kNN on PCA",
         "MLP (2 hidden layers)",
+        "frozen encoder + linear head",
+        "scagent (MoE-LoRA plugins)",
+        "scagent (MoE-LoRA plugins) + majority vote",
+        "scagent (tissue assigned)",
+        "scagent (pancreas plugin)",
     ):
         assert f"| {method} |" in text
     assert "leave-one-donor-out" in text
+    for table in (
+        "tissue assignment and calibration",
+        "Batch mixing",
+        "Plugin switching",
+        "200,000-cell .h5ad",
+    ):
+        assert table in text
+    for fig in ("scagent_confusion.png", "annotation_radar.png", "embeddings_umap.png"):
+        assert (tmp_path / "figures" / fig).stat().st_size > 10_000
 
 
 def test_pretrain_then_embed_from_the_command_line(tmp_path, atlas):

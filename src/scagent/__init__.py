@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from . import datasets, models, nn, pl, pp, tl
+from . import datasets, models, nn, pl, plugins, pp, tl
 from ._errors import InputDataError
 from ._settings import settings
 from .io import read
@@ -23,6 +23,7 @@ __all__ = [
     "models",
     "nn",
     "pl",
+    "plugins",
     "pp",
     "read",
     "settings",

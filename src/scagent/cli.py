@@ -11,7 +11,7 @@ import typer
 
 app = typer.Typer(
     name="scagent",
-    help="Universal single-cell annotation: read data, inspect the bundled reference, benchmark.",
+    help="Universal single-cell annotation: annotate cells, train plugins, benchmark.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -65,9 +65,25 @@ def atlas_summary() -> str:
 
 @app.command()
 def demo(verbose: Verbose = False) -> None:
-    """Run the main job on the embedded defaults (now: summarise the bundled reference atlas)."""
+    """Run the main job on the embedded defaults: annotate a PBMC dataset the atlas never saw."""
     _logging(verbose)
+    import pandas as pd
+    import scanpy as sc
+
+    from . import tl
+    from .tl._annotate_file import summary
+
     typer.echo(atlas_summary())
+    adata = sc.datasets.pbmc68k_reduced()  # ships with scanpy; X is scaled, .raw log-normalised
+    typer.echo(
+        f"\nannotating scanpy's pbmc68k_reduced ({adata.n_obs} cells, {adata.raw.n_vars} genes, "
+        "Zheng et al. 2017; not in the reference) with tissue assignment + tissue plugins:\n"
+    )
+    tl.annotate(adata)
+    typer.echo(summary(adata.obs).to_string(index=False, float_format="{:.2f}".format))
+    table = pd.crosstab(adata.obs["bulk_labels"], adata.obs["scagent_cell_type"])
+    typer.echo("\npublished labels (rows) vs scagent (columns):\n")
+    typer.echo(table.to_string())
 
 
 @app.command()
@@ -202,6 +218,130 @@ def bench(
         _fail(err)
     typer.echo(text)
     typer.echo(f"\nwrote {out}")
+
+
+@app.command()
+def annotate(
+    path: Annotated[Path, typer.Argument(help="Input data file or 10x directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5ad.")],
+    tissue: Annotated[
+        str | None, typer.Option(help="Use this tissue's plugin for all cells.")
+    ] = None,
+    plugins: Annotated[
+        Path | None, typer.Option(help="Plugin folder (default: user's, then shipped).")
+    ] = None,
+    model: Annotated[str, typer.Option(help="Encoder the plugins were trained on.")] = "default",
+    groupby: Annotated[
+        str | None, typer.Option(help=".obs column of clusters for a majority vote.")
+    ] = None,
+    majority_voting: Annotated[
+        bool, typer.Option(help="Vote within Leiden over-clusters.")
+    ] = False,
+    chunk_size: Annotated[int, typer.Option(help="Cells per chunk (.h5ad input).")] = 10_000,
+    verbose: Verbose = False,
+) -> None:
+    """Annotate cell types (tissue assignment, then tissue plugins); streams .h5ad input."""
+    _logging(verbose)
+    from ._errors import InputDataError
+    from .tl import annotate_file
+
+    try:
+        table = annotate_file(
+            path,
+            out,
+            tissue=tissue,
+            plugins=plugins,
+            model=model,
+            groupby=groupby,
+            majority_voting=majority_voting,
+            chunk_size=chunk_size,
+        )
+    except (InputDataError, FileNotFoundError) as err:
+        _fail(err)
+    typer.echo(table.to_string(index=False, float_format="{:.2f}".format))
+    typer.echo(f"\nwrote {out} ({int(table['cells'].sum()):,} cells)")
+
+
+plugins_app = typer.Typer(help="Train and list MoE-LoRA plugins.", no_args_is_help=True)
+app.add_typer(plugins_app, name="plugins")
+
+
+@plugins_app.command("list")
+def plugins_list(
+    plugins: Annotated[
+        Path | None, typer.Option(help="Plugin folder (default: user's, then shipped).")
+    ] = None,
+) -> None:
+    """List plugins: kind, tissue, version, classes, validation macro-F1."""
+    from .tl._annotate import resolve_registry
+
+    table = resolve_registry(plugins).table()
+    if table.empty:
+        typer.echo("no plugins found")
+        return
+    cols = ["name", "kind", "tissue", "version", "n_classes", "n_train_cells", "val_macro_f1"]
+    typer.echo(table[cols].to_string(index=False, float_format="{:.3f}".format))
+
+
+@plugins_app.command("train")
+def plugins_train(
+    data: Annotated[
+        Path | None, typer.Argument(help="Labelled reference (default: the bundled atlas).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Plugin folder (default: user's).")
+    ] = None,
+    tissue_key: Annotated[str, typer.Option(help=".obs column of tissues.")] = "tissue",
+    label_key: Annotated[str, typer.Option(help=".obs column of cell types.")] = "cell_type",
+    tissue: Annotated[
+        list[str] | None, typer.Option(help="Only these tissues (repeatable).")
+    ] = None,
+    tissue_plugin: Annotated[
+        bool, typer.Option(help="Also train the tissue-assignment plugin.")
+    ] = True,
+    borrow: Annotated[
+        bool, typer.Option(help="Learn each type also from other tissues' cells of it.")
+    ] = True,
+    model: Annotated[str, typer.Option(help="Encoder to adapt.")] = "default",
+    max_epochs: Annotated[int, typer.Option(help="Upper bound on fine-tuning epochs.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
+    verbose: Verbose = False,
+) -> None:
+    """Train the tissue-assignment plugin and one cell-type plugin per tissue."""
+    _logging(verbose)
+    import time
+
+    from ._errors import InputDataError
+    from .datasets import reference_atlas
+    from .io import read
+    from .plugins import PluginRegistry, TrainConfig, default_registry, train_reference_plugins
+
+    registry = PluginRegistry([out]) if out is not None else default_registry()
+    t0 = time.perf_counter()
+    try:
+        adata = reference_atlas() if data is None else read(data)
+        saved = train_reference_plugins(
+            adata,
+            registry,
+            tissue_key=tissue_key,
+            label_key=label_key,
+            tissues=tissue,
+            tissue_plugin=tissue_plugin,
+            borrow=borrow,
+            model=model,
+            config=TrainConfig(max_epochs=max_epochs),
+            seed=seed,
+        )
+    except (InputDataError, FileNotFoundError) as err:
+        _fail(err)
+    for p in saved:
+        f1 = p.metrics.get("macro_f1")
+        typer.echo(
+            f"{p.name} v{p.version}: {len(p.labels)} classes, {p.training['n_train']} training "
+            f"cells, validation macro-F1 {'n/a' if f1 is None else f'{f1:.3f}'}, "
+            f"{p.training['seconds']:.0f} s"
+        )
+    typer.echo(f"\nsaved to {registry.roots[0]} in {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":  # pragma: no cover

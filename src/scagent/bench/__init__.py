@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ._annotation import annotation_suite
 from ._encoder import encoder_suite
+from ._plugins import plugins_suite
 from ._report import Section, write_report
 
 __all__ = ["SUITES", "Section", "run"]
@@ -19,6 +20,7 @@ __all__ = ["SUITES", "Section", "run"]
 SUITES: dict[str, Callable[..., Section]] = {
     "annotation": annotation_suite,
     "encoder": encoder_suite,
+    "plugins": plugins_suite,
 }
 
 

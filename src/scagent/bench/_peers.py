@@ -26,9 +26,12 @@ class Peer:
 
     name = "peer"
     variants: tuple[str, ...] = ("",)
+    #: Heavy peers run on the first protocol (80/20, union of genes) only.
+    heavy = False
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, quick: bool = False) -> None:
         self.seed = seed
+        self.quick = quick
 
     def row_name(self, variant: str) -> str:
         """Name of one result row."""

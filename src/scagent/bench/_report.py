@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,8 @@ class Section:
     figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, file name)
     notes: list[str] = field(default_factory=list)
     extra_tables: list[tuple[str, list[dict]]] = field(default_factory=list)
+    #: (caption, file name, function writing the PNG at a path), drawn by write_report
+    plots: list[tuple[str, str, Callable[[Path], None]]] = field(default_factory=list)
 
 
 def _fmt(value, spec: str) -> str:
@@ -161,6 +164,10 @@ def write_report(sections: list[Section], out: Path, *, command: str) -> str:
     )
     for s in sections:
         _figures(s, fig_dir)
+        for caption, name, draw in s.plots:
+            fig_dir.mkdir(parents=True, exist_ok=True)
+            draw(fig_dir / name)
+            s.figures.append((caption, name))
         main = _table(s.rows, _COLUMNS)
         per = _tissue_table([r for r in s.rows if "per_tissue_weighted_f1" in r])
         text_parts += [

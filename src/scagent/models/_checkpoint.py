@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from .._errors import InputDataError
+from .._files import atomic_folder, file_sha256
 from ..nn import EncoderConfig, TransformerModel, remap_scgpt_state_dict
 from ._vocab import GeneVocab
 
@@ -127,38 +125,19 @@ def save_checkpoint(
     and numbers (read back with ``weights_only=True``).
     """
     folder = Path(folder).expanduser()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_folder(folder) as tmp:
+        state = {
+            k: v.detach().cpu().contiguous()
+            for k, v in model.state_dict().items()
+            if ".adapters." not in k  # plugins are saved apart
+        }
         save_file(state, tmp / WEIGHTS)
         vocab.save(tmp / VOCAB)
         config = {"format": FORMAT, "version": 1, "encoder": model.cfg.to_dict(), **meta}
         (tmp / CONFIG).write_text(json.dumps(config, indent=2))
         for name, obj in (extra or {}).items():
             torch.save(obj, tmp / name)
-        _make_readable(tmp)
-        old = folder.with_name(f".{folder.name}.old")
-        if folder.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            folder.rename(old)
-        tmp.rename(folder)
-        if old.exists():
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
-
-
-def _make_readable(folder: Path) -> None:
-    """mkdtemp makes a private folder; a model is shared like any installed file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for path in folder.iterdir():
-        path.chmod(0o666 & ~umask)
 
 
 def load_checkpoint(folder: str | os.PathLike) -> tuple[TransformerModel, GeneVocab, dict]:
@@ -180,8 +159,4 @@ def weights_hash(folder: str | os.PathLike) -> str:
     """sha256 of a checkpoint's weight file (identifies the base model of a plugin)."""
     folder = Path(folder)
     path = folder / WEIGHTS if (folder / WEIGHTS).exists() else folder / "best_model.pt"
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._annotate import annotate
+from ._annotate_file import annotate_file
 from ._embed import embed
 
-__all__ = ["embed"]
+__all__ = ["annotate", "annotate_file", "embed"]

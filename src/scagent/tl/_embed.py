@@ -7,24 +7,12 @@ import os
 
 from anndata import AnnData
 
-from .._constants import LAYER_LOG1P, OBSM_EMBED, UNS_KEY
-from .._errors import InputDataError
-from ..models import load_encoder
-from ..pp import prepare
+from .._constants import OBSM_EMBED, UNS_KEY
+from ..models import load_encoder, model_input
 
 __all__ = ["embed"]
 
 logger = logging.getLogger("scagent")
-
-MIN_VOCAB_GENES = 50
-
-
-def canonical_matrix(adata: AnnData):
-    """log1p(CP10k) matrix and its gene names, preparing a copy when needed."""
-    if LAYER_LOG1P in adata.layers:
-        return adata.layers[LAYER_LOG1P], adata.var_names
-    prepared = prepare(adata, copy=True)
-    return prepared.layers[LAYER_LOG1P], prepared.var_names
 
 
 def embed(
@@ -68,16 +56,7 @@ def embed(
     """
     target = adata.copy() if copy else adata
     encoder = load_encoder(model)
-    X, genes = canonical_matrix(target)
-    ids = encoder.gene_ids(genes)
-    n_in = int((ids >= 0).sum())
-    if n_in < MIN_VOCAB_GENES:
-        msg = (
-            f"Only {n_in} of {len(genes)} genes are in the vocabulary of encoder "
-            f"{encoder.name!r}; at least {MIN_VOCAB_GENES} are needed. Are var_names gene "
-            "symbols (human)? sa.read recognises Ensembl ids and old symbols."
-        )
-        raise InputDataError(msg)
+    X, ids, n_in = model_input(target, encoder)
     emb, lengths = encoder.embed(X, ids, batch_size=batch_size)
     n_empty = int((lengths == 0).sum())
     if n_empty:
@@ -91,7 +70,7 @@ def embed(
         "kind": encoder.kind,
         "key_added": key_added,
         "n_genes_in_vocab": n_in,
-        "n_genes_unmapped": int(len(genes) - n_in),
+        "n_genes_unmapped": int(len(ids) - n_in),
         "mean_tokens_per_cell": float(lengths.mean()),
         "n_cells_without_tokens": n_empty,
         "max_len": encoder.max_len,

@@ -1,0 +1,114 @@
+"""Training the whole plugin set of a labelled reference: tissue assignment + one per tissue."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+from anndata import AnnData
+
+from .._errors import InputDataError
+from ..models import Encoder, load_encoder
+from ._plugin import Plugin
+from ._registry import PluginRegistry
+from ._train import TrainConfig, train_plugin
+
+__all__ = ["tissue_training_cells", "train_reference_plugins"]
+
+logger = logging.getLogger("scagent")
+
+
+def tissue_training_cells(
+    obs, tissue: str, *, tissue_key: str, label_key: str, borrow: bool
+) -> np.ndarray:
+    """Positions of the cells that train ``tissue``'s plugin.
+
+    The tissue's own cells, plus (``borrow=True``) cells of the same types from other
+    tissues: a type seen 3 times in colon but 60 times elsewhere is learnt from all 63.
+    """
+    own = (obs[tissue_key].astype(str) == tissue).to_numpy()
+    if not borrow:
+        return np.flatnonzero(own)
+    types = set(obs.loc[own, label_key].astype(str))
+    return np.flatnonzero(own | obs[label_key].astype(str).isin(types).to_numpy())
+
+
+def train_reference_plugins(
+    adata: AnnData,
+    registry: PluginRegistry,
+    *,
+    tissue_key: str = "tissue",
+    label_key: str = "cell_type",
+    tissues: list[str] | None = None,
+    tissue_plugin: bool = True,
+    borrow: bool = True,
+    tissue_max_len: int = 64,
+    model: str | os.PathLike | Encoder = "default",
+    config: TrainConfig | None = None,
+    seed: int | None = None,
+    progress: bool | None = None,
+) -> list[Plugin]:
+    """Train and save the tissue-assignment plugin and one cell-type plugin per tissue.
+
+    Parameters
+    ----------
+    adata
+        Labelled reference with tissue and cell-type columns.
+    registry
+        Where the plugins are saved (each as a new version).
+    tissue_key, label_key
+        ``.obs`` columns of tissue and cell type.
+    tissues
+        Tissues to train (default: all).
+    tissue_plugin
+        Also train the tissue-assignment plugin on all cells.
+    borrow
+        Let each tissue's plugin also learn from same-type cells of other tissues.
+    tissue_max_len
+        Tokens per cell of the tissue-assignment plugin (a coarse question: fewer tokens,
+        a faster first pass).
+    model
+        Encoder name, folder or object.
+    config
+        Optimisation settings.
+    seed
+        Random seed.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    The saved plugins.
+    """
+    for key in (tissue_key, label_key):
+        if key not in adata.obs:
+            msg = f"adata.obs has no column {key!r}; columns: {list(adata.obs.columns)}."
+            raise InputDataError(msg)
+    encoder = model if isinstance(model, Encoder) else load_encoder(model)
+    all_tissues = sorted(adata.obs[tissue_key].astype(str).unique())
+    tissues = all_tissues if tissues is None else tissues
+    unknown = sorted(set(tissues) - set(all_tissues))
+    if unknown:
+        msg = f"Tissues {unknown} are not in adata.obs[{tissue_key!r}]; it has {all_tissues}."
+        raise InputDataError(msg)
+    kw = {"model": encoder, "config": config, "seed": seed, "progress": progress}
+    saved = []
+    if tissue_plugin:
+        logger.info("Training the tissue-assignment plugin on %d cells.", adata.n_obs)
+        p = train_plugin(
+            adata, label_key=tissue_key, kind="tissue_assignment", max_len=tissue_max_len, **kw
+        )
+        p.training["borrow"] = False
+        saved.append(registry.save(p))
+    for tissue in tissues:
+        pos = tissue_training_cells(
+            adata.obs, tissue, tissue_key=tissue_key, label_key=label_key, borrow=borrow
+        )
+        sub = adata[pos].copy()
+        logger.info("Training the %s plugin on %d cells.", tissue, sub.n_obs)
+        p = train_plugin(sub, label_key=label_key, tissue=tissue, **kw)
+        own = int((sub.obs[tissue_key].astype(str) == tissue).sum())
+        p.training.update(borrow=borrow, n_own_tissue=own, n_borrowed=sub.n_obs - own)
+        saved.append(registry.save(p))
+    return saved
