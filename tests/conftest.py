@@ -7,14 +7,18 @@ project's real data files use the ``shared_data`` fixture, which skips them when
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from anndata import AnnData
 
 import scagent as sa
+from scagent.models import GeneVocab
+from scagent.nn import EncoderConfig, TransformerModel
 from scagent.plugins import PluginRegistry, TrainConfig, train_reference_plugins
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -113,3 +117,52 @@ def tiny_registry(tmp_path_factory, reference, tiny_config) -> PluginRegistry:
     reg = PluginRegistry([tmp_path_factory.mktemp("plugins")])
     train_reference_plugins(reference, reg, config=tiny_config, seed=0, progress=False)
     return reg
+
+
+def _scgpt_folder(folder, genes, *, layout="flash", d=32, nlayers=2, seed=0):
+    """A model folder in the published layout: args.json, vocab.json, best_model.pt."""
+    folder.mkdir()
+    vocab = GeneVocab.from_genes(genes)
+    args = {
+        "embsize": d,
+        "nheads": 4,
+        "d_hid": 64,
+        "nlayers": nlayers,
+        "n_layers_cls": 3,
+        "dropout": 0.2,
+        "n_bins": 51,
+        "pad_token": "<pad>",
+        "pad_value": -2,
+        "input_emb_style": "continuous",
+        "MVC": True,
+        "max_seq_len": 300,
+    }
+    (folder / "args.json").write_text(json.dumps(args))
+    (folder / "vocab.json").write_text(json.dumps(vocab.token_to_id))
+    torch.manual_seed(seed)
+    cfg = EncoderConfig(
+        ntoken=len(vocab),
+        d_model=d,
+        nhead=4,
+        d_hid=64,
+        nlayers=nlayers,
+        do_mvc=True,
+        pad_token_id=vocab.pad_id,
+    )
+    state = TransformerModel(cfg).state_dict()
+    if layout == "torch":
+        state = {
+            k.replace("self_attn.Wqkv.weight", "self_attn.in_proj_weight").replace(
+                "self_attn.Wqkv.bias", "self_attn.in_proj_bias"
+            ): v
+            for k, v in state.items()
+        }
+    torch.save(state, folder / "best_model.pt")
+    return state
+
+
+@pytest.fixture(scope="session")
+def write_scgpt_folder():
+    """``write(folder, genes, *, layout="flash"|"torch", d=32, nlayers=2, seed=0) -> state``:
+    a random model folder in scGPT's published layout (args.json, vocab.json, best_model.pt)."""
+    return _scgpt_folder

@@ -61,3 +61,12 @@ def test_pbmc68k_reduced_uses_raw_and_goes_to_blood():
     sa.tl.annotate(adata, tissue="blood", plugins=SHIPPED)
     assert (adata.obs["scagent_tissue"] == "blood").all()
     assert np.isfinite(adata.obsm["X_scagent_tuned"]).all()
+
+
+def test_mouse_cells_are_read_through_human_orthologues(mouse_atlas):
+    adata = mouse_atlas.copy()
+    sa.tl.annotate(adata, tissue="pancreas", plugins=SHIPPED)
+    assert adata.uns["scagent"]["annotate"]["n_genes_in_vocab"] > 10_000
+    truth = adata.obs["cell_type"].astype(str)
+    hits = (adata.obs["scagent_cell_type"].astype(str) == truth).mean()
+    assert hits > 1 / 5  # better than chance among the five pancreas classes

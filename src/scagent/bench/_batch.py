@@ -18,7 +18,7 @@ from ..tl import annotate, embed
 from ._metrics import scores
 from ._mixing import ilisi
 from ._peers import KNNPCAPeer, LogRegPeer, MLPPeer, Peer
-from ._scagent_peers import _as_model_input, quick_config
+from ._scagent_peers import as_model_input, quick_config
 
 __all__ = ["baron_donor_rows", "mixing_rows", "pbmc68k", "pbmc68k_rows"]
 
@@ -81,7 +81,7 @@ def pbmc68k_rows(
         rows.append(row)
 
     for tissue in (None, "blood"):
-        q = _as_model_input(query)
+        q = as_model_input(query)
         annotate(q, tissue=tissue, plugins=registry)
         label = "scagent" + (" (tissue=blood)" if tissue else " (tissue assigned)")
         add(label, q.obs["scagent_cell_type"].astype(str).to_numpy())
@@ -111,7 +111,7 @@ def baron_donor_rows(atlas: AnnData, *, seed: int, quick: bool) -> list[dict]:
         labels = train.obs["cell_type"].astype(str).to_numpy()
         truth.append(test.obs["cell_type"].astype(str).to_numpy())
         plugin = train_plugin(
-            _as_model_input(train),
+            as_model_input(train),
             label_key="cell_type",
             tissue="pancreas",
             config=quick_config(quick),
@@ -120,7 +120,7 @@ def baron_donor_rows(atlas: AnnData, *, seed: int, quick: bool) -> list[dict]:
         )
         reg = PluginRegistry([tempfile.mkdtemp(prefix="scagent-bench-baron-")])
         reg.save(plugin)
-        q = _as_model_input(test)
+        q = as_model_input(test)
         annotate(q, tissue="pancreas", plugins=reg)
         preds.setdefault("scagent (pancreas plugin)", []).append(
             q.obs["scagent_cell_type"].astype(str).to_numpy()
@@ -171,7 +171,7 @@ def mixing_rows(atlas: AnnData, registry: PluginRegistry, *, seed: int) -> list[
     ]
     rows = []
     for name, data, tissue in settings:
-        q = _as_model_input(data)
+        q = as_model_input(data)
         embed(q)
         annotate(q, tissue=tissue, plugins=registry)
         n_comps = min(50, data.n_obs - 1, data.n_vars - 1)

@@ -22,7 +22,7 @@ from ._annotation import load_benchmark_atlas
 from ._batch import baron_donor_rows, mixing_rows, pbmc68k_rows
 from ._measure import measure
 from ._report import Section
-from ._scagent_peers import _as_model_input, quick_config, trained_registry
+from ._scagent_peers import as_model_input, quick_config, trained_registry
 from ._splits import stratified_split
 
 __all__ = ["plugins_suite"]
@@ -141,7 +141,7 @@ def _stream_row(registry: PluginRegistry, n: int, seed: int) -> dict:
 def _umap_plot(section: Section, atlas: AnnData, test: np.ndarray, registry) -> None:
     from ._plots import umap_plot
 
-    q = _as_model_input(atlas[test])
+    q = as_model_input(atlas[test])
     embed(q)
     annotate(q, plugins=registry)
     labels = q.obs["cell_type"].astype(str).to_numpy()

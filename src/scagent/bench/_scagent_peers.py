@@ -13,19 +13,24 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .._constants import LAYER_LOG1P, OBSM_EMBED
-from ..models import load_encoder
 from ..plugins import PluginRegistry, TrainConfig, train_reference_plugins
 from ..tl import annotate, embed
 from ._peers import Peer
 
-__all__ = ["FrozenLinearPeer", "ScagentPeer", "quick_config", "trained_registry"]
+__all__ = [
+    "FrozenLinearPeer",
+    "ScagentPeer",
+    "as_model_input",
+    "quick_config",
+    "trained_registry",
+]
 
 logger = logging.getLogger("scagent")
 
 _CACHE: dict[str, PluginRegistry] = {}
 
 
-def _as_model_input(adata: AnnData) -> AnnData:
+def as_model_input(adata: AnnData) -> AnnData:
     """Benchmark matrices hold log1p(CP10k) in X; give it scagent's canonical layer name."""
     out = AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var[[]].copy())
     out.layers[LAYER_LOG1P] = adata.X
@@ -47,7 +52,7 @@ def trained_registry(
         registry = PluginRegistry([root])
         logger.info("Training scagent plugins on %d cells.", train.n_obs)
         train_reference_plugins(
-            _as_model_input(train), registry, config=config, seed=seed, progress=False
+            as_model_input(train), registry, config=config, seed=seed, progress=False
         )
         _CACHE[key] = registry
     return _CACHE[key]
@@ -69,7 +74,7 @@ class ScagentPeer(Peer):
         self.registry = trained_registry(adata, seed=self.seed, config=quick_config(self.quick))
 
     def predict(self, adata, variant=""):
-        query = _as_model_input(adata)
+        query = as_model_input(adata)
         annotate(query, plugins=self.registry, majority_voting=bool(variant))
         self.last = query.obs
         self.last_embedding = query.obsm["X_scagent_tuned"]
@@ -82,12 +87,11 @@ class FrozenLinearPeer(Peer):
     name = "frozen encoder + linear head"
 
     def _embed(self, adata: AnnData) -> np.ndarray:
-        query = _as_model_input(adata)
+        query = as_model_input(adata)
         embed(query)
         return query.obsm[OBSM_EMBED]
 
     def fit(self, adata, labels):
-        load_encoder()
         self.model = make_pipeline(
             StandardScaler(), LogisticRegression(max_iter=3000, random_state=self.seed)
         )
