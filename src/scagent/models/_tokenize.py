@@ -30,6 +30,15 @@ class TokenBatch:
     values: torch.Tensor
     padding: torch.Tensor
 
+    def __len__(self) -> int:
+        return len(self.genes)
+
+    def take(self, idx) -> TokenBatch:
+        """The cells at ``idx`` (positions, a boolean mask or a slice)."""
+        if not isinstance(idx, slice):
+            idx = torch.as_tensor(idx)
+        return TokenBatch(self.genes[idx], self.values[idx], self.padding[idx])
+
 
 def bin_values(values: np.ndarray, n_bins: int) -> np.ndarray:
     """Per-cell quantile bins of non-zero values, as scGPT does.

@@ -110,12 +110,6 @@ def _split(y: np.ndarray, fraction: float, rng: np.random.Generator):
     return np.sort(np.array(train, dtype=int)), np.sort(np.array(val, dtype=int))
 
 
-def _take(batch: TokenBatch, idx) -> TokenBatch:
-    if not isinstance(idx, slice):
-        idx = torch.as_tensor(idx)
-    return TokenBatch(batch.genes[idx], batch.values[idx], batch.padding[idx])
-
-
 def _ontology_ids(adata: AnnData, label_key: str, labels: list[str], ontology_key: str | None):
     if ontology_key and ontology_key in adata.obs:
         pairs = adata.obs[[label_key, ontology_key]].astype(str)
@@ -128,7 +122,7 @@ def _ontology_ids(adata: AnnData, label_key: str, labels: list[str], ontology_ke
 def _logits(model, head, batch: TokenBatch, device: str, chunk: int = 256):
     out, embs = [], []
     for s in range(0, len(batch.genes), chunk):
-        b = _take(batch, slice(s, s + chunk))
+        b = batch.take(slice(s, s + chunk))
         cls = model.cell_embedding(b.genes.to(device), b.values.to(device), b.padding.to(device))
         embs.append(cls)
         out.append(head(cls))
@@ -346,7 +340,7 @@ def train_plugin(
     head = SlotHead(encoder.dim, len(labels), n_hidden=head_hidden).to(device)
     adapters = [m for n, m in net.named_modules() if n.endswith(f"adapters.{key}")]
     y_t = torch.as_tensor(y)
-    val_tokens, y_val = _take(tokens, val), y_t[val]
+    val_tokens, y_val = tokens.take(val), y_t[val]
     history: list[dict] = []
     try:
         host.use(key)  # B = 0: the adapted encoder starts as the frozen one
@@ -394,7 +388,7 @@ def train_plugin(
                 if rng.random() < cfg.gene_dropout:
                     b = host.tokens(X[idx], _gene_subset(ids, cfg, rng, order), max_len)[0]
                 else:
-                    b = _take(tokens, idx)
+                    b = tokens.take(idx)
                 cls = net.cell_embedding(
                     b.genes.to(device), b.values.to(device), b.padding.to(device)
                 )

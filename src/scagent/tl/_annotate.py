@@ -60,10 +60,6 @@ class AnnotationResult:
     plugins: dict = field(default_factory=dict)  # name -> version
 
 
-def _take(batch: TokenBatch, idx: np.ndarray) -> TokenBatch:
-    return TokenBatch(batch.genes[idx], batch.values[idx], batch.padding[idx])
-
-
 def annotate_matrix(
     X,
     gene_ids: np.ndarray,
@@ -140,7 +136,7 @@ def annotate_matrix(
         for t in pd.unique(tissues):
             rows = np.flatnonzero(tissues == t)
             key = key_of(t)
-            out = host.predict(key, _take(tokens_for(key), rows))
+            out = host.predict(key, tokens_for(key).take(rows))
             plugin = host.plugins[key]
             best = out.probs.argmax(1)
             pos = start + rows
