@@ -137,19 +137,19 @@ class PluginRegistry:
         """One row per plugin (latest version): kind, tissue, version, classes, metrics."""
         rows = []
         for name in self.names():
-            p = self.load(name)
+            m = self.manifest(name)  # no weights read: the manifest says it all
             rows.append(
                 {
                     "name": name,
-                    "kind": p.kind,
-                    "tissue": p.tissue,
-                    "version": p.version,
+                    "kind": m["kind"],
+                    "tissue": m["tissue"],
+                    "version": m["version"],
                     "versions": len(self.versions(name)),
-                    "n_classes": len(p.labels),
-                    "n_train_cells": p.training.get("n_train"),
-                    "val_macro_f1": p.metrics.get("macro_f1"),
-                    "base_model": p.base_model,
-                    "created": p.created,
+                    "n_classes": len(m["head"]["slots"]),
+                    "n_train_cells": m.get("training", {}).get("n_train"),
+                    "val_macro_f1": m.get("metrics", {}).get("macro_f1"),
+                    "base_model": m["base_model"]["name"],
+                    "created": m["created"],
                     "path": str(self.path(name)),
                 }
             )

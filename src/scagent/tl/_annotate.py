@@ -16,7 +16,7 @@ from .._errors import InputDataError
 from .._settings import settings
 from ..models import Encoder, TokenBatch, load_encoder, model_input
 from ..plugins import TISSUE_PLUGIN, PluginRegistry, default_registry, host_for
-from ._vote import majority_vote
+from ._vote import majority_vote, over_cluster
 
 __all__ = [
     "AnnotationResult",
@@ -253,8 +253,6 @@ def write_result(adata: AnnData, res: AnnotationResult) -> None:
 def vote(adata: AnnData, *, groupby: str | None = None, resolution: float = 5.0) -> None:
     """Replace per-cell types by each group's majority (after :func:`annotate`)."""
     if groupby is None:
-        from ._vote import over_cluster
-
         groups = over_cluster(adata.obsm[OBSM_EMBED_TUNED], resolution=resolution)
     else:
         groups = adata.obs[groupby].astype(str).to_numpy()
