@@ -4,13 +4,69 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+
+# Nothing heavy is imported here: every command imports what it needs (anndata, torch...)
+# inside, so ``scagent --help`` and ``scagent info`` start at once.
+
+_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "Path": "PATH"}
+
+
+class _Argument(TyperArgument):
+    """An argument shown as ``FILE`` in usage and help (not ``{path}`` and ``<path>``)."""
+
+    def display_type_rich(self, ctx):
+        return None
+
+    def get_usage_pieces(self, ctx) -> list[str]:
+        name = self.metavar or self.name.upper()
+        name = name if self.required else f"[{name}]"
+        return [name + ("..." if self.nargs != 1 else "")]
+
+
+def _tidy(param) -> None:
+    """Plain help: no ``<bool>`` after flags, ``TEXT``/``INTEGER``/``PATH`` after options."""
+    if isinstance(param, TyperArgument) and not isinstance(param, _Argument):
+        param.__class__ = _Argument  # adds display methods only: same data, same parsing
+        param.metavar = param.metavar or param.name.upper()
+    elif isinstance(param, TyperOption) and param.metavar is None:
+        if param.is_flag or param.count:
+            param.metavar = ""
+            return
+        desc = getattr(param, "type_descriptor", None)
+        annotation = getattr(desc, "annotation", None)
+        args = getattr(annotation, "__args__", None)
+        if args:  # list[str] and the like
+            annotation = args[0]
+        name = getattr(annotation, "__name__", "")
+        param.metavar = _TYPE_NAMES.get(name, name.upper() or None)
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for p in params:
+            _tidy(p)
+        return params
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for p in params:
+            _tidy(p)
+        return params
+
 
 app = typer.Typer(
     name="scagent",
+    cls=_Group,
     help="Universal single-cell annotation: annotate cells, train plugins, benchmark.",
     no_args_is_help=True,
     add_completion=False,
@@ -18,6 +74,22 @@ app = typer.Typer(
 )
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")]
+GeneColumn = Annotated[
+    str | None,
+    typer.Option(metavar="COLUMN", help=".var column with gene ids (detected if not given)."),
+]
+Species = Annotated[
+    str | None,
+    typer.Option(
+        metavar="SPECIES",
+        help="human or mouse: keep this species' genes and cells of a file mixing both.",
+    ),
+]
+Output = Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="Output .h5ad.")]
+PluginFolder = Annotated[
+    Path | None,
+    typer.Option(metavar="FOLDER", help="Plugin folder (default: user's, then shipped)."),
+]
 
 
 def _logging(verbose: bool) -> None:
@@ -29,9 +101,21 @@ def _logging(verbose: bool) -> None:
     logging.getLogger("scagent").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
-def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(code=2)
+@contextmanager
+def _user_errors(*extra: type[Exception]) -> Iterator[None]:
+    """Print bad input (unreadable files, wrong options...) as one line and exit with 2.
+
+    :class:`~scagent.InputDataError` (plugin and checkpoint errors included) and
+    :class:`OSError` (missing files, permissions, full disks) are the user's to fix; any
+    other exception is a bug and keeps its traceback.
+    """
+    from ._errors import InputDataError
+
+    try:
+        yield
+    except (InputDataError, OSError, *extra) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
 
 
 def atlas_summary() -> str:
@@ -63,7 +147,7 @@ def atlas_summary() -> str:
     return "\n".join(lines)
 
 
-@app.command()
+@app.command(cls=_Command)
 def demo(verbose: Verbose = False) -> None:
     """Run the main job on the embedded defaults: annotate a PBMC dataset the atlas never saw."""
     _logging(verbose)
@@ -86,25 +170,23 @@ def demo(verbose: Verbose = False) -> None:
     typer.echo(table.to_string())
 
 
-@app.command()
+@app.command(cls=_Command)
 def info(
-    path: Annotated[Path, typer.Argument(help="Data file or 10x directory to inspect.")],
-    gene_column: Annotated[
-        str | None, typer.Option(help=".var column with gene ids (detected if not given).")
-    ] = None,
+    path: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Data file or 10x directory to inspect.")
+    ],
+    gene_column: GeneColumn = None,
+    species: Species = None,
     verbose: Verbose = False,
 ) -> None:
     """Read a data file, recognise its genes and report what its matrix holds."""
     _logging(verbose)
     from . import pp
-    from ._errors import InputDataError
     from .io import read
 
-    try:
-        adata = read(path, gene_column=gene_column)
+    with _user_errors():
+        adata = read(path, gene_column=gene_column, species=species)
         pp.prepare(adata)
-    except (InputDataError, FileNotFoundError) as err:
-        _fail(err)
     genes = adata.uns["scagent"]["genes"]
     prep = adata.uns["scagent"]["prepare"]
     typer.echo(
@@ -114,12 +196,27 @@ def info(
         f"({genes['species']} {genes['id_type']} ids from {genes['source_column']})\n"
         f"values: {prep['content']} from {prep['source']}; raw counts kept: {prep['has_counts']}"
     )
+    if prep.get("transform"):
+        typer.echo(f"converted: {prep['transform']}")
+    if prep.get("warning"):
+        typer.echo(f"warning: {prep['warning']}")
+    kept = adata.uns["scagent"].get("species")
+    if kept:
+        typer.echo(
+            f"species: kept {kept['kept']}; dropped {kept['n_genes_dropped']:,} genes and "
+            f"{kept['n_cells_dropped']:,} cells ({kept['n_cells_mixed']:,} mixed)"
+        )
 
 
-@app.command()
+@app.command(cls=_Command)
 def pretrain(
-    files: Annotated[list[Path], typer.Argument(help="Corpus files (any format sa.read takes).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint folder to write.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(metavar="FILES", help="Corpus files (any format sa.read takes)."),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="FOLDER", help="Checkpoint folder to write.")
+    ],
     epochs: Annotated[int, typer.Option(help="Passes over the corpus.")] = 10,
     d_model: Annotated[int, typer.Option(help="Embedding width.")] = 128,
     nlayers: Annotated[int, typer.Option(help="Transformer layers.")] = 4,
@@ -134,7 +231,6 @@ def pretrain(
 ) -> None:
     """Pretrain an encoder by masked expression prediction; checkpoints after every epoch."""
     _logging(verbose)
-    from ._errors import InputDataError
     from .models._pretrain import PretrainConfig, build_corpus
     from .models._pretrain import pretrain as run_pretrain
 
@@ -149,11 +245,9 @@ def pretrain(
         lr=lr,
         seed=seed,
     )
-    try:
+    with _user_errors(ValueError):
         corpus = build_corpus(files)
         record = run_pretrain(corpus, out, config=cfg, resume=resume)
-    except (InputDataError, FileNotFoundError, ValueError) as err:
-        _fail(err)
     last = record["history"][-1]
     typer.echo(
         f"{out}: {record['data']['n_cells']:,} cells, {record['data']['n_genes_vocab']:,} genes "
@@ -162,28 +256,27 @@ def pretrain(
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def embed(
-    path: Annotated[Path, typer.Argument(help="Input data file or 10x directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5ad.")],
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="Input data file or 10x directory.")],
+    out: Output,
     model: Annotated[
-        str, typer.Option(help="'default', a scagent or a scGPT model folder.")
+        str, typer.Option(metavar="MODEL", help="'default', a scagent or a scGPT model folder.")
     ] = "default",
+    gene_column: GeneColumn = None,
+    species: Species = None,
     verbose: Verbose = False,
 ) -> None:
     """Embed cells with the foundation encoder (writes .obsm['X_scagent'])."""
     _logging(verbose)
     from . import pp, tl
-    from ._errors import InputDataError
     from .io import read
 
-    try:
-        adata = read(path)
+    with _user_errors():
+        adata = read(path, gene_column=gene_column, species=species)
         pp.prepare(adata)
         tl.embed(adata, model=model)
-    except (InputDataError, FileNotFoundError) as err:
-        _fail(err)
-    adata.write_h5ad(out)
+        adata.write_h5ad(out)
     info = adata.uns["scagent"]["embed"]
     typer.echo(
         f"{out}: {adata.n_obs:,} cells embedded in {adata.obsm['X_scagent'].shape[1]} dimensions "
@@ -192,16 +285,18 @@ def embed(
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def bench(
     suite: Annotated[
         list[str] | None,
-        typer.Option("--suite", "-s", help="Suite to run (repeatable); all by default."),
+        typer.Option(
+            "--suite", "-s", metavar="SUITE", help="Suite to run (repeatable); all by default."
+        ),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Markdown report to write.")] = Path(
+    out: Annotated[Path, typer.Option(metavar="FILE", help="Markdown report to write.")] = Path(
         "docs/benchmarks.md"
     ),
-    quick: Annotated[bool, typer.Option(help="Reduced run, for smoke tests.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Reduced run, for smoke tests.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for splits and models.")] = 0,
     verbose: Verbose = False,
 ) -> None:
@@ -212,40 +307,40 @@ def bench(
     command = (
         "scagent bench" + (" --quick" if quick else "") + "".join(f" -s {s}" for s in suite or [])
     )
-    try:
+    with _user_errors(ValueError):
         text = run(suite, out=out, quick=quick, seed=seed, command=command)
-    except ValueError as err:
-        _fail(err)
     typer.echo(text)
     typer.echo(f"\nwrote {out}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def annotate(
-    path: Annotated[Path, typer.Argument(help="Input data file or 10x directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5ad.")],
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="Input data file or 10x directory.")],
+    out: Output,
     tissue: Annotated[
-        str | None, typer.Option(help="Use this tissue's plugin for all cells.")
+        str | None, typer.Option(metavar="TISSUE", help="Use this tissue's plugin for all cells.")
     ] = None,
-    plugins: Annotated[
-        Path | None, typer.Option(help="Plugin folder (default: user's, then shipped).")
-    ] = None,
-    model: Annotated[str, typer.Option(help="Encoder the plugins were trained on.")] = "default",
+    plugins: PluginFolder = None,
+    model: Annotated[
+        str, typer.Option(metavar="MODEL", help="Encoder the plugins were trained on.")
+    ] = "default",
     groupby: Annotated[
-        str | None, typer.Option(help=".obs column of clusters for a majority vote.")
+        str | None,
+        typer.Option(metavar="COLUMN", help=".obs column of clusters for a majority vote."),
     ] = None,
     majority_voting: Annotated[
-        bool, typer.Option(help="Vote within Leiden over-clusters.")
+        bool, typer.Option("--majority-voting", help="Vote within Leiden over-clusters.")
     ] = False,
+    gene_column: GeneColumn = None,
+    species: Species = None,
     chunk_size: Annotated[int, typer.Option(help="Cells per chunk (.h5ad input).")] = 10_000,
     verbose: Verbose = False,
 ) -> None:
     """Annotate cell types (tissue assignment, then tissue plugins); streams .h5ad input."""
     _logging(verbose)
-    from ._errors import InputDataError
     from .tl import annotate_file
 
-    try:
+    with _user_errors():
         table = annotate_file(
             path,
             out,
@@ -254,28 +349,25 @@ def annotate(
             model=model,
             groupby=groupby,
             majority_voting=majority_voting,
+            gene_column=gene_column,
+            species=species,
             chunk_size=chunk_size,
         )
-    except (InputDataError, FileNotFoundError) as err:
-        _fail(err)
     typer.echo(table.to_string(index=False, float_format="{:.2f}".format))
     typer.echo(f"\nwrote {out} ({int(table['cells'].sum()):,} cells)")
 
 
-plugins_app = typer.Typer(help="Train and list MoE-LoRA plugins.", no_args_is_help=True)
+plugins_app = typer.Typer(cls=_Group, help="Train and list MoE-LoRA plugins.", no_args_is_help=True)
 app.add_typer(plugins_app, name="plugins")
 
 
-@plugins_app.command("list")
-def plugins_list(
-    plugins: Annotated[
-        Path | None, typer.Option(help="Plugin folder (default: user's, then shipped).")
-    ] = None,
-) -> None:
+@plugins_app.command("list", cls=_Command)
+def plugins_list(plugins: PluginFolder = None) -> None:
     """List plugins: kind, tissue, version, classes, validation macro-F1."""
     from .tl._annotate import resolve_registry
 
-    table = resolve_registry(plugins).table()
+    with _user_errors():
+        table = resolve_registry(plugins).table()
     if table.empty:
         typer.echo("no plugins found")
         return
@@ -283,18 +375,25 @@ def plugins_list(
     typer.echo(table[cols].to_string(index=False, float_format="{:.3f}".format))
 
 
-@plugins_app.command("train")
+@plugins_app.command("train", cls=_Command)
 def plugins_train(
     data: Annotated[
-        Path | None, typer.Argument(help="Labelled reference (default: the bundled atlas).")
+        Path | None,
+        typer.Argument(metavar="FILE", help="Labelled reference (default: the bundled atlas)."),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Plugin folder (default: user's).")
+        Path | None,
+        typer.Option("--out", "-o", metavar="FOLDER", help="Plugin folder (default: user's)."),
     ] = None,
-    tissue_key: Annotated[str, typer.Option(help=".obs column of tissues.")] = "tissue",
-    label_key: Annotated[str, typer.Option(help=".obs column of cell types.")] = "cell_type",
+    tissue_key: Annotated[
+        str, typer.Option(metavar="COLUMN", help=".obs column of tissues.")
+    ] = "tissue",
+    label_key: Annotated[
+        str, typer.Option(metavar="COLUMN", help=".obs column of cell types.")
+    ] = "cell_type",
     tissue: Annotated[
-        list[str] | None, typer.Option(help="Only these tissues (repeatable).")
+        list[str] | None,
+        typer.Option(metavar="TISSUE", help="Only these tissues (repeatable)."),
     ] = None,
     tissue_plugin: Annotated[
         bool, typer.Option(help="Also train the tissue-assignment plugin.")
@@ -302,7 +401,7 @@ def plugins_train(
     borrow: Annotated[
         bool, typer.Option(help="Learn each type also from other tissues' cells of it.")
     ] = True,
-    model: Annotated[str, typer.Option(help="Encoder to adapt.")] = "default",
+    model: Annotated[str, typer.Option(metavar="MODEL", help="Encoder to adapt.")] = "default",
     max_epochs: Annotated[int, typer.Option(help="Upper bound on fine-tuning epochs.")] = 20,
     seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
     verbose: Verbose = False,
@@ -311,14 +410,13 @@ def plugins_train(
     _logging(verbose)
     import time
 
-    from ._errors import InputDataError
     from .datasets import reference_atlas
     from .io import read
     from .plugins import PluginRegistry, TrainConfig, default_registry, train_reference_plugins
 
     registry = PluginRegistry([out]) if out is not None else default_registry()
     t0 = time.perf_counter()
-    try:
+    with _user_errors():
         adata = reference_atlas() if data is None else read(data)
         saved = train_reference_plugins(
             adata,
@@ -332,8 +430,6 @@ def plugins_train(
             config=TrainConfig(max_epochs=max_epochs),
             seed=seed,
         )
-    except (InputDataError, FileNotFoundError) as err:
-        _fail(err)
     for p in saved:
         f1 = p.metrics.get("macro_f1")
         typer.echo(

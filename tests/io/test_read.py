@@ -273,6 +273,23 @@ def test_read_corrupt_h5ad(tmp_path):
         sa.read(path)
 
 
+@pytest.mark.parametrize("ext", [".h5ad", ".h5", ".loom"])
+def test_read_text_file_with_an_hdf5_name(pbmc_small, tmp_path, ext):
+    """A table renamed to an HDF5 format gets one clear message, not an h5py traceback."""
+    path = tmp_path / f"table{ext}"
+    pd.DataFrame(
+        _dense(pbmc_small.X), index=pbmc_small.obs_names, columns=pbmc_small.var_names
+    ).to_csv(path)
+    with pytest.raises(
+        sa.InputDataError,
+        match=rf"it is not an HDF5 file, as every \{ext} file is, but a text file \(it starts "
+        r"',ACTB,ACTG1,.*'\)\. If it is a table of values, give it the extension of its format",
+    ):
+        sa.read(path)
+    fixed = path.rename(path.with_suffix(".csv"))  # the fix the message gives works
+    assert sa.read(fixed).shape == (50, 400)
+
+
 def test_read_truncated_h5ad(pbmc_small, tmp_path):
     good = tmp_path / "good.h5ad"
     pbmc_small.write_h5ad(good)

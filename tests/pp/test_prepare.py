@@ -82,6 +82,7 @@ def test_prepare_raw_counts(pbmc_small):
     assert _record(pbmc_small) == {
         "source": "X",
         "content": "counts",
+        "transform": "X: normalised to 10,000 per cell, then log1p",
         "target_sum": 1e4,
         "has_counts": True,
         "n_empty_cells": 0,

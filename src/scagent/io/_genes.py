@@ -15,6 +15,13 @@ from .._constants import UNS_KEY, VAR_ENSEMBL, VAR_INPUT_ID, VAR_RECOGNISED
 from .._errors import InputDataError
 from .._settings import settings
 from ..knowledge import gene_table
+from ._species import (
+    gene_species,
+    is_mixed,
+    mixed_species_error,
+    mixed_species_message,
+    strip_genome_prefix,
+)
 
 __all__ = ["detect_gene_ids", "standardize_genes"]
 
@@ -25,9 +32,11 @@ _ENSEMBL = re.compile(r"^(ENS(?:MUS)?G\d{11})(?:\.\d+)?(?:_PAR_Y)?$")
 
 
 def _strip_version(ids: Sequence[str]) -> list[str | None]:
-    out = []
+    """Ensembl ids without version (``ENSG...``, ``ENSMUSG...``); ``None`` for other ids."""
+    out: list[str | None] = []
+    match = _ENSEMBL.match
     for x in ids:
-        m = _ENSEMBL.match(str(x))
+        m = match(x) if str(x).startswith("ENS") else None
         out.append(m.group(1) if m else None)
     return out
 
@@ -43,9 +52,10 @@ def detect_gene_ids(ids: Sequence[str]) -> tuple[str, str, float]:
     Returns
     -------
     ``(id_type, species, fraction_recognised)`` with ``id_type`` ``"ensembl"`` or
-    ``"symbol"`` and ``species`` ``"human"`` or ``"mouse"``.
+    ``"symbol"`` and ``species`` ``"human"`` or ``"mouse"`` (the majority, for a file that
+    mixes both). Genome prefixes (``GRCh38_``, ``mm10___``) are ignored.
     """
-    ids = [str(x) for x in ids]
+    ids = strip_genome_prefix(ids)[0]
     if not ids:
         return "symbol", "human", 0.0
     table = gene_table()
@@ -81,7 +91,7 @@ def _best_column(adata: AnnData) -> str | None:
 
 
 def standardize_genes(
-    adata: AnnData, *, gene_column: str | None = None, check: bool = True
+    adata: AnnData, *, gene_column: str | None = None, check: bool = True, what: str = "the data"
 ) -> dict:
     """Recognise gene ids in place and rename genes to current human (or mouse) symbols.
 
@@ -94,13 +104,24 @@ def standardize_genes(
         looks most like gene ids when ``var_names`` do not.
     check
         Raise :class:`~scagent.InputDataError` when fewer than
-        ``sa.settings.min_recognised_genes`` genes are recognised.
+        ``sa.settings.min_recognised_genes`` genes are recognised, or when the genes mix
+        human and mouse (see :func:`~scagent.io.select_species`).
+    what
+        How to name the data in messages, e.g. the file name.
 
     Returns
     -------
-    A report, also stored in ``adata.uns['scagent']['genes']``. Sets ``adata.var_names``
-    to symbols and adds ``adata.var['scagent_input_id']``, ``adata.var['scagent_recognised']``
-    and, for human genes, ``adata.var['ensembl_id']``.
+    A report, also stored in ``adata.uns['scagent']['genes']``: ``id_type``, ``species``,
+    ``source_column``, ``n_genes``, ``n_recognised``, ``n_human`` and ``n_mouse`` (genes of
+    each species) and ``mixed_species``. Sets ``adata.var_names`` to symbols (genome prefixes
+    such as ``GRCh38_`` removed) and adds ``adata.var['scagent_input_id']``,
+    ``adata.var['scagent_recognised']`` and, for human genes, ``adata.var['ensembl_id']``.
+
+    Raises
+    ------
+    InputDataError
+        ``gene_column`` is not a column of ``.var``; with ``check``, too few recognised genes
+        or a mix of human and mouse genes.
     """
     if gene_column is not None and gene_column not in adata.var.columns:
         msg = (
@@ -115,7 +136,12 @@ def standardize_genes(
         if gene_column is None
         else adata.var[gene_column].astype(str).to_numpy()
     )
-    id_type, species, _ = detect_gene_ids(raw_ids)
+    of_species = gene_species(raw_ids)
+    mixed = is_mixed(of_species)
+    if mixed and check:
+        raise mixed_species_error(adata, of_species, what=what)
+    ids = np.asarray(strip_genome_prefix(raw_ids)[0], dtype=object)
+    id_type, species, _ = detect_gene_ids(ids)
     table = gene_table()
     names: list[str] = []
     recognised = np.zeros(len(raw_ids), dtype=bool)
@@ -126,20 +152,20 @@ def standardize_genes(
             if _SYMBOL_COLUMN in adata.var.columns
             else raw_ids
         )
-        for i, (orig, base) in enumerate(zip(fallback, _strip_version(raw_ids))):
+        for i, (orig, base) in enumerate(zip(fallback, _strip_version(ids))):
             sym = table.ensembl_to_symbol.get(base) if base else None
             recognised[i] = sym is not None
             names.append(sym if sym is not None else orig)
             ensembl.append(base or "")
     elif species == "human":
-        for i, orig in enumerate(raw_ids):
+        for i, orig in enumerate(ids):
             sym = table.to_current_symbol(orig)
             recognised[i] = sym is not None
             names.append(sym if sym is not None else orig)
             ensembl.append(table.symbol_to_ensembl.get(orig, "") if sym else "")
     else:
-        names = list(raw_ids)
-        recognised[:] = [s in table.mouse_symbols for s in raw_ids]
+        names = list(ids)
+        recognised[:] = [s in table.mouse_symbols for s in ids]
     adata.var[VAR_INPUT_ID] = raw_ids
     adata.var[VAR_RECOGNISED] = recognised
     if ensembl:
@@ -151,6 +177,9 @@ def standardize_genes(
         "source_column": gene_column or "var_names",
         "n_genes": len(raw_ids),
         "n_recognised": int(recognised.sum()),
+        "n_human": int((of_species == "human").sum()),
+        "n_mouse": int((of_species == "mouse").sum()),
+        "mixed_species": bool(mixed),
     }
     adata.uns.setdefault(UNS_KEY, {})["genes"] = report
     logger.info(
@@ -167,7 +196,9 @@ def standardize_genes(
 
 
 def check_recognised(report: dict) -> None:
-    """Raise if a gene report has too few recognised genes."""
+    """Raise if a gene report has too few recognised genes or mixes human and mouse."""
+    if report.get("mixed_species"):
+        raise InputDataError(mixed_species_message(report["n_human"], report["n_mouse"]))
     need = settings.min_recognised_genes
     if report["n_recognised"] >= need:
         return

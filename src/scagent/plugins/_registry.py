@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._files import file_lock
 from .._settings import settings
 from ._plugin import MANIFEST, Plugin, PluginError
 
@@ -18,6 +19,8 @@ __all__ = ["PluginRegistry", "default_registry", "shipped_plugins_path"]
 TISSUE_PLUGIN = "tissue"
 _VERSION = re.compile(r"^v(\d+)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _+-]*$")
+_LOCK = ".lock"
+_SAVE_TRIES = 20  # lost races tolerated where locks do not reach (other machines, no flock)
 
 
 def shipped_plugins_path() -> Path:
@@ -32,6 +35,9 @@ class PluginRegistry:
     Layout: ``<root>/<name>/v<N>/{manifest.json, weights.safetensors}``. Versions are
     write-once: saving writes a new version folder atomically (filled aside, then renamed),
     so a crash never leaves a half-written plugin and older versions stay loadable.
+    Concurrent saves of one name, from threads or processes, get distinct versions: they
+    take turns on ``<root>/<name>/.lock``, and a save that still finds its version taken
+    (a writer the lock does not reach) moves on to the next one.
     Roots are searched in order; new plugins are written to the first.
 
     Parameters
@@ -111,10 +117,28 @@ class PluginRegistry:
                 "letters, digits, spaces, '_', '+' and '-'."
             )
             raise PluginError(msg)
-        existing = self.versions(plugin.name)
-        plugin.version = (existing[-1] if existing else 0) + 1
-        plugin.save(self.roots[0] / plugin.name / f"v{plugin.version}", replace=False)
-        return plugin
+        folder = self.roots[0] / plugin.name
+        with file_lock(folder / _LOCK):
+            for _ in range(_SAVE_TRIES):
+                plugin.version = self._next_version(plugin.name)
+                try:
+                    plugin.save(folder / f"v{plugin.version}", replace=False)
+                except FileExistsError:
+                    continue  # taken meanwhile by a writer that does not share our lock
+                return plugin
+        msg = (
+            f"Could not save plugin {plugin.name!r} in {folder}: {_SAVE_TRIES} version numbers "
+            "in a row were taken by other writers meanwhile. Try again."
+        )
+        raise PluginError(msg)
+
+    def _next_version(self, name: str) -> int:
+        """One more than any version of ``name`` in any root, or any version folder name."""
+        taken = self.versions(name)
+        folder = self.roots[0] / name
+        if folder.is_dir():  # folders without a manifest (being written, damaged) count too
+            taken += [int(m.group(1)) for p in folder.iterdir() if (m := _VERSION.match(p.name))]
+        return max(taken, default=0) + 1
 
     def plugin_for(self, tissue: str) -> str:
         """Name of the cell-type plugin of ``tissue``."""

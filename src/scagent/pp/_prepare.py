@@ -13,13 +13,28 @@ from .._constants import LAYER_COUNTS, LAYER_LOG1P, TARGET_SUM, UNS_KEY
 from .._errors import InputDataError
 from ..io._genes import check_recognised, standardize_genes
 from ..io._validate import validate_adata
-from ._content import COUNT_LIKE, detect_content
+from ._content import COUNT_LIKE, LOG_CONTENTS, detect_content, linear_values
 
 __all__ = ["log1p_cp10k", "prepare"]
 
 logger = logging.getLogger("scagent")
 
 _COUNT_LAYERS = ("counts", "raw_counts", "count", "umi", "UMI")
+#: Contents from which the raw counts come back exactly.
+_RECOVERED_COUNTS = ("log1p_counts", "log2_counts")
+#: What prepare does to each content, for the record in ``.uns['scagent']['prepare']``.
+_TRANSFORMS = {
+    "counts": "normalised to 10,000 per cell, then log1p",
+    "noninteger_counts": "normalised to 10,000 per cell, then log1p",
+    "normalized": "rescaled to 10,000 per cell, then log1p",
+    "log1p_counts": "expm1 gave back the raw counts (whole numbers); normalised to 10,000 "
+    "per cell, then log1p",
+    "log2_counts": "2**x - 1 gave back the raw counts (whole numbers); normalised to 10,000 "
+    "per cell, then log1p",
+    "log1p_normalized": "expm1, rescaled to 10,000 per cell, then log1p",
+    "log2_normalized": "2**x - 1, rescaled to 10,000 per cell, then log1p",
+    "log1p": "kept as it is",
+}
 
 
 def log1p_cp10k(X, content: str) -> sp.csr_matrix:
@@ -34,22 +49,25 @@ def log1p_cp10k(X, content: str) -> sp.csr_matrix:
 
     Returns
     -------
-    A new float32 CSR matrix. Cells with no counts stay all zero. ``"log1p"`` content
-    (log values with unequal totals, typically a gene subset) is kept as it is.
+    A new float32 CSR matrix. Cells with no counts stay all zero. Log-scale content is
+    transformed back first (``expm1`` or ``2 ** x - 1``); ``"log1p"`` content (log values
+    that are no known transform of counts or equal totals, typically a gene subset) is kept
+    as it is.
     """
-    M = sp.csr_matrix(X, dtype=np.float32, copy=True)
     if content == "log1p":
-        return M
-    if content == "log1p_normalized":
-        M.data = np.expm1(M.data)
-    elif content not in COUNT_LIKE:
+        return sp.csr_matrix(X, dtype=np.float32, copy=True)
+    if content in LOG_CONTENTS:
+        M = sp.csr_matrix(linear_values(X, content))
+    elif content in COUNT_LIKE:
+        M = sp.csr_matrix(X, dtype=np.float64, copy=True)
+    else:
         msg = f"Cannot normalise content {content!r}."
         raise ValueError(msg)
     sums = np.asarray(M.sum(axis=1)).ravel()
     scale = np.divide(TARGET_SUM, sums, out=np.zeros_like(sums), where=sums > 0)
-    M = sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ M)
+    M = sp.csr_matrix(sp.diags(scale) @ M)
     M.data = np.log1p(M.data)
-    return M
+    return sp.csr_matrix(M, dtype=np.float32)
 
 
 def _candidates(adata: AnnData):
@@ -68,7 +86,7 @@ def _choose_source(adata: AnnData):
     for name, M, var in _candidates(adata):
         content = detect_content(M)
         found.append((name, content))
-        if content == "counts" or (name == "X" and content != "scaled"):
+        if content in ("counts", *_RECOVERED_COUNTS) or (name == "X" and content != "scaled"):
             return name, M, var, content
     # no counts and X is scaled: fall back to a non-negative .raw
     for name, M, var in _candidates(adata):
@@ -92,6 +110,13 @@ def prepare(adata: AnnData, *, copy: bool = False) -> AnnData | None:
     When ``.raw`` is used and its genes differ from ``X``'s, the object takes ``.raw``'s
     genes and ``X`` becomes the canonical matrix. Otherwise ``X`` is left as it is.
 
+    Log-transformed input is recognised by transforming it back (see
+    :func:`~scagent.pp.detect_content`): log1p or log2(x + 1) of raw counts gives the counts
+    back exactly (they are kept in ``layers['counts']``); log1p or log2(x + 1) of CP10k,
+    CPM or any other equal-total values is rescaled to 10,000 per cell. Log values that are
+    neither (e.g. a gene subset after normalisation) are kept as they are, with a warning,
+    since their scale cannot be told: give the raw counts for an exact result.
+
     Parameters
     ----------
     adata
@@ -106,10 +131,11 @@ def prepare(adata: AnnData, *, copy: bool = False) -> AnnData | None:
     ``adata.layers['scagent_log1p_cp10k']``
         log1p of counts per 10,000.
     ``adata.layers['counts']``
-        Raw counts, when the data have them.
+        Raw counts, when the data have them (also when recovered from log-transformed counts).
     ``adata.uns['scagent']['prepare']``
-        ``source``, ``content`` (see :func:`~scagent.pp.detect_content`), ``target_sum``,
-        ``has_counts``, ``n_empty_cells``.
+        ``source``, ``content`` (see :func:`~scagent.pp.detect_content`), ``transform`` (what
+        was done to it), ``target_sum``, ``has_counts``, ``n_empty_cells``, ``layer`` and,
+        when the result is uncertain, ``warning``.
     ``adata.uns['scagent']['genes']``
         Gene-id report (see :func:`scagent.read`), computed if missing.
 
@@ -151,19 +177,31 @@ def prepare(adata: AnnData, *, copy: bool = False) -> AnnData | None:
         else:
             check_recognised(genes)
     target.layers[LAYER_LOG1P] = canonical
-    if content == "counts" and not (name == f"layers[{LAYER_COUNTS!r}]" and raw_var is None):
+    if content in _RECOVERED_COUNTS:
+        target.layers[LAYER_COUNTS] = sp.csr_matrix(linear_values(M, content), dtype=np.float32)
+    elif content == "counts" and not (name == f"layers[{LAYER_COUNTS!r}]" and raw_var is None):
         # a copy: X and .raw are often changed in place later (sc.pp.normalize_total, log1p)
         target.layers[LAYER_COUNTS] = M.copy() if raw_var is None else sp.csr_matrix(M, copy=True)
     n_empty = int((np.asarray(canonical.sum(axis=1)).ravel() == 0).sum())
     if n_empty:
         logger.warning("%d cells have no counts; their canonical values are all zero.", n_empty)
-    target.uns.setdefault(UNS_KEY, {})["prepare"] = {
+    record = {
         "source": name,
         "content": content,
+        "transform": f"{name}: {_TRANSFORMS[content]}",
         "target_sum": TARGET_SUM,
-        "has_counts": content == "counts",
+        "has_counts": content in ("counts", *_RECOVERED_COUNTS),
         "n_empty_cells": n_empty,
         "layer": LAYER_LOG1P,
     }
-    logger.info("Prepared %d cells from %s (%s).", target.n_obs, name, content)
+    if content == "log1p":
+        record["warning"] = (
+            f"{name} holds log-scale values that are not log1p or log2(x + 1) of counts or of "
+            "equal per-cell totals (typically a subset of genes after normalisation), so they "
+            "cannot be brought to log1p(CP10k) exactly and are used as they are. Give the raw "
+            "counts (adata.layers['counts'] or adata.raw) for an exact result."
+        )
+        logger.warning(record["warning"])
+    target.uns.setdefault(UNS_KEY, {})["prepare"] = record
+    logger.info("Prepared %d cells (%s) from %s.", target.n_obs, content, record["transform"])
     return target if copy else None

@@ -17,6 +17,7 @@ from anndata.io import read_elem, write_elem
 from .._constants import OBSM_EMBED_TUNED, UNS_KEY
 from .._errors import InputDataError
 from ..io import read
+from ..io._backed import BackedH5ad
 from ..models import load_encoder, model_input
 from ._annotate import (
     AnnotationResult,
@@ -54,15 +55,18 @@ def annotate_file(
     model: str | os.PathLike = "default",
     groupby: str | None = None,
     majority_voting: bool = False,
+    gene_column: str | None = None,
+    species: str | None = None,
     chunk_size: int = 10_000,
 ) -> pd.DataFrame:
     """Annotate a file and write an annotated ``.h5ad``, streaming ``.h5ad`` input.
 
-    An ``.h5ad`` input is opened backed and annotated ``chunk_size`` cells at a time, so
-    memory stays flat however many cells it holds; the output is a copy of the input file
-    with the annotation columns, ``.obsm['X_scagent_tuned']`` and ``.uns['scagent']``
-    added. Other formats (10x, loom, text) are read whole. The output appears only when
-    complete (written aside, then renamed).
+    An ``.h5ad`` input is checked as :func:`scagent.read` checks (without loading its
+    matrix), then opened backed and annotated ``chunk_size`` cells at a time, so memory stays
+    flat however many cells it holds; the output is a copy of the input file with the
+    annotation columns, ``.obsm['X_scagent_tuned']`` and ``.uns['scagent']`` added. Other
+    formats (10x, loom, text), and any input with ``species``, are read whole with
+    :func:`scagent.read`. The output appears only when complete (written aside, then renamed).
 
     Parameters
     ----------
@@ -72,12 +76,23 @@ def annotate_file(
         Output ``.h5ad``.
     tissue, plugins, model, groupby, majority_voting
         As in :func:`scagent.tl.annotate`.
+    gene_column, species
+        As in :func:`scagent.read`: the ``.var`` column of gene ids, and the species to keep
+        of a file that mixes human and mouse (the output then holds that species' cells).
     chunk_size
         Cells per chunk for ``.h5ad`` input.
 
     Returns
     -------
     Summary: one row per (tissue, cell type) with cell counts and mean confidence.
+
+    Raises
+    ------
+    FileNotFoundError
+        The input does not exist.
+    InputDataError
+        The input is unreadable or unusable (see :func:`scagent.read`), or the output path
+        is not a new ``.h5ad``.
     """
     path, out = Path(path).expanduser(), Path(out).expanduser()
     if not path.exists():
@@ -89,9 +104,12 @@ def annotate_file(
     if out.resolve() == path.resolve():
         msg = "The output must not overwrite the input file; choose another -o path."
         raise InputDataError(msg)
+    if chunk_size < 1:
+        msg = f"chunk_size must be >= 1, got {chunk_size}."
+        raise InputDataError(msg)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix != ".h5ad":
-        adata = read(path)
+    if path.suffix.lower() != ".h5ad" or species is not None:
+        adata = read(path, gene_column=gene_column, species=species)
         annotate(
             adata,
             tissue=tissue,
@@ -102,7 +120,11 @@ def annotate_file(
         )
         _write_whole(adata, out)
         return summary(adata.obs)
-    return _stream(path, out, tissue, plugins, model, groupby, majority_voting, chunk_size)
+    with BackedH5ad(path, gene_column=gene_column) as source:
+        if groupby is not None and groupby not in source.adata.obs:
+            msg = f"groupby={groupby!r} is not an .obs column of {path.name}."
+            raise InputDataError(msg)
+        return _stream(source, out, tissue, plugins, model, groupby, majority_voting, chunk_size)
 
 
 def _write_whole(adata: ad.AnnData, out: Path) -> None:
@@ -116,26 +138,18 @@ def _write_whole(adata: ad.AnnData, out: Path) -> None:
         raise
 
 
-def _stream(path, out, tissue, plugins, model, groupby, majority_voting, chunk_size):
-    if chunk_size < 1:
-        msg = f"chunk_size must be >= 1, got {chunk_size}."
-        raise InputDataError(msg)
+def _stream(source: BackedH5ad, out, tissue, plugins, model, groupby, majority_voting, chunk_size):
+    path = source.path
     encoder = load_encoder(model)
     registry = resolve_registry(plugins)
-    backed = ad.read_h5ad(path, backed="r")
-    if groupby is not None and groupby not in backed.obs:
-        msg = f"groupby={groupby!r} is not an .obs column of {path.name}."
-        raise InputDataError(msg)
     parts, n_in = [], 0
-    try:
-        for start in range(0, backed.n_obs, chunk_size):
-            chunk = backed[start : start + chunk_size].to_memory()
-            X, ids, n_in = model_input(chunk, encoder)
-            parts.append(annotate_matrix(X, ids, encoder, registry, tissue=tissue))
-            logger.info("Annotated %d / %d cells.", start + chunk.n_obs, backed.n_obs)
-        obs = backed.obs.copy()
-    finally:
-        backed.file.close()
+    for start in range(0, source.n_obs, chunk_size):
+        chunk = source.chunk(start, min(start + chunk_size, source.n_obs))
+        X, ids, n_in = model_input(chunk, encoder)
+        parts.append(annotate_matrix(X, ids, encoder, registry, tissue=tissue))
+        logger.info("Annotated %d / %d cells.", start + chunk.n_obs, source.n_obs)
+    obs = source.adata.obs.copy()
+    source.close()
     res = _concat(parts)
     holder = ad.AnnData(obs=obs)
     write_result(holder, res)
