@@ -117,3 +117,19 @@ def test_save_and_load_roundtrip_is_atomic(tmp_path):
 def test_unknown_model_name_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         load_encoder(tmp_path / "missing-model")
+
+
+def test_fine_tuned_classifier_of_another_shape_is_ignored(tmp_path, atlas, write_scgpt_folder):
+    """A released folder whose cls_decoder has its own classes still loads (not used to embed)."""
+    state = write_scgpt_folder(tmp_path / "scgpt", list(atlas.var_names[:100]))
+    state["cls_decoder.out_layer.weight"] = torch.ones(7, 32)
+    state["cls_decoder.out_layer.bias"] = torch.ones(7)
+    torch.save(state, tmp_path / "scgpt" / "best_model.pt")
+    model, _, _ = load_scgpt_checkpoint(tmp_path / "scgpt")
+    assert model.state_dict()["cls_decoder.out_layer.weight"].shape == (1, 32)
+    key = "transformer_encoder.layers.0.linear1.weight"
+    torch.testing.assert_close(model.state_dict()[key], state[key])
+    state[key] = torch.ones(3, 3)  # the encoder itself must fit exactly
+    torch.save(state, tmp_path / "scgpt" / "best_model.pt")
+    with pytest.raises(CheckpointError, match="has shape"):
+        load_scgpt_checkpoint(tmp_path / "scgpt")

@@ -8,6 +8,7 @@ from scagent.nn import (
     SlotHead,
     TransformerModel,
     active_adapter,
+    adapter_active,
     adapter_names,
     adapter_state_dict,
     add_adapter,
@@ -99,6 +100,30 @@ def test_adapters_switch_without_touching_the_base():
         set_adapter(model, "zzz")
     remove_adapter(model, "a")
     assert adapter_names(model) == ["b"]
+
+
+def test_adapter_active_restores_the_previous_adapter_whatever_happens():
+    model = _model()
+    batch = _batch()
+    plain = model.cell_embedding(*batch)
+    _randomise(add_adapter(model, "a", MoELoRAConfig()), seed=3)
+    _randomise(add_adapter(model, "b", MoELoRAConfig()), seed=4)
+    with adapter_active(model, "a"):
+        ea = model.cell_embedding(*batch)
+    assert active_adapter(model) is None
+    bad = (torch.full_like(batch[0], 10_000), batch[1], batch[2])  # ids beyond the vocabulary
+    with pytest.raises(IndexError), adapter_active(model, "a"):
+        model.cell_embedding(*bad)
+    assert active_adapter(model) is None
+    torch.testing.assert_close(model.cell_embedding(*batch), plain, rtol=0, atol=0)
+    set_adapter(model, "b")
+    with adapter_active(model, None):
+        torch.testing.assert_close(model.cell_embedding(*batch), plain, rtol=0, atol=0)
+    assert active_adapter(model) == "b"
+    with adapter_active(model, "a"):
+        torch.testing.assert_close(model.cell_embedding(*batch), ea, rtol=0, atol=0)
+        remove_adapter(model, "b")  # the one to restore is gone: the plain model follows
+    assert active_adapter(model) is None
 
 
 def test_adapter_weights_move_to_another_model_under_another_name():

@@ -1,7 +1,13 @@
+import shutil
+
 import numpy as np
 import pytest
+import torch
 
 import scagent as sa
+from scagent.models import TokenBatch, load_encoder, model_input
+from scagent.nn import active_adapter, adapter_names
+from scagent.plugins import PluginError, PluginRegistry, host_for
 
 LABELLED = [
     "pbmc3k_10x.h5ad",
@@ -87,3 +93,46 @@ def test_embed_every_labelled_file(shared_data, name):
     sa.tl.embed(adata)
     assert np.isfinite(adata.obsm["X_scagent"]).all()
     assert adata.uns["scagent"]["embed"]["n_genes_in_vocab"] > 5000
+
+
+def test_embed_runs_on_the_bare_encoder_after_an_interrupted_annotation(
+    tiny_registry, reference, tmp_path
+):
+    cells = reference.copy()
+    fresh = sa.tl.embed(cells, copy=True).obsm["X_scagent"]
+    # the cell-type plugins are damaged on disk: annotation stops after the tissue plugin ran
+    damaged = tmp_path / "plugins"
+    shutil.copytree(tiny_registry.roots[0], damaged)
+    for name in ("blood", "pancreas"):
+        with open(next((damaged / name).glob("v*/weights.safetensors")), "r+b") as fh:
+            fh.truncate(100)
+    with pytest.raises(PluginError, match="damaged"):
+        sa.tl.annotate(cells, plugins=PluginRegistry([damaged]))
+    enc = load_encoder()
+    assert "tissue" in " ".join(adapter_names(enc.model))  # the tissue plugin did run
+    assert active_adapter(enc.model) is None
+    after = sa.tl.embed(cells, copy=True).obsm["X_scagent"]
+    np.testing.assert_array_equal(after, fresh)
+
+
+def test_plugin_prediction_failing_midway_leaves_no_adapter_active(tiny_registry, reference):
+    enc = load_encoder()
+    host = host_for(enc)
+    key = host.attach(tiny_registry.load("blood"))
+    X, ids, _ = model_input(reference, enc)
+    fresh, _ = enc.embed(X, ids)
+    tokens, _ = host.tokens(X, ids)
+    bad = TokenBatch(torch.full_like(tokens.genes, 10**7), tokens.values, tokens.padding)
+    with pytest.raises(IndexError):
+        host.predict(key, bad)  # fails inside the adapted forward pass
+    assert active_adapter(enc.model) is None
+    np.testing.assert_array_equal(enc.embed(X, ids)[0], fresh)
+    # even with an adapter left switched on by a caller, embed uses the base model
+    host.use(key)
+    try:
+        np.testing.assert_array_equal(enc.embed(X, ids)[0], fresh)
+        assert active_adapter(enc.model) == key  # and leaves the caller's choice alone
+        tuned = host.predict(key, tokens).embedding
+        assert not np.allclose(tuned, fresh, atol=1e-3)
+    finally:
+        host.use(None)

@@ -7,15 +7,17 @@ from ._checkpoint import (
     load_checkpoint,
     load_scgpt_checkpoint,
     save_checkpoint,
+    scgpt_encoder_config,
     weights_hash,
 )
 from ._encoder import Encoder, default_model_path, load_encoder
 from ._input import MIN_VOCAB_GENES, canonical_matrix, model_input
-from ._tokenize import TokenBatch, bin_values, tokenize
+from ._tokenize import SELECTIONS, TokenBatch, bin_values, merge_duplicate_genes, tokenize
 from ._vocab import GeneVocab
 
 __all__ = [
     "MIN_VOCAB_GENES",
+    "SELECTIONS",
     "CheckpointError",
     "Encoder",
     "GeneVocab",
@@ -26,8 +28,10 @@ __all__ = [
     "load_checkpoint",
     "load_encoder",
     "load_scgpt_checkpoint",
+    "merge_duplicate_genes",
     "model_input",
     "save_checkpoint",
+    "scgpt_encoder_config",
     "tokenize",
     "weights_hash",
 ]

@@ -15,7 +15,14 @@ from .._files import atomic_folder, file_sha256
 from ..nn import EncoderConfig, TransformerModel, remap_scgpt_state_dict
 from ._vocab import GeneVocab
 
-__all__ = ["CheckpointError", "load_checkpoint", "load_scgpt_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "load_checkpoint",
+    "load_scgpt_checkpoint",
+    "save_checkpoint",
+    "scgpt_encoder_config",
+    "weights_hash",
+]
 
 logger = logging.getLogger("scagent")
 
@@ -47,13 +54,23 @@ def _load_state(model: TransformerModel, state: dict, source: Path) -> None:
         msg = f"{source}: weights for {essential_missing[:5]} are missing; not an scGPT encoder."
         raise CheckpointError(msg)
     bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if bad:
-        k = bad[0]
+    bad_essential = [k for k in bad if k.startswith(_ESSENTIAL)]
+    if bad_essential:
+        k = bad_essential[0]
         msg = (
             f"{source}: {k} has shape {tuple(state[k].shape)} in the checkpoint but "
             f"{tuple(own[k].shape)} in the model built from its config."
         )
         raise CheckpointError(msg)
+    if bad:  # e.g. a fine-tuned cls_decoder with its own classes: not used to embed
+        logger.info(
+            "%s: %d decoder weights have another shape here (e.g. %s); left at initial values.",
+            source,
+            len(bad),
+            bad[0],
+        )
+        state = {k: v for k, v in state.items() if k not in bad}
+        missing += bad
     unexpected = [k for k in state if k not in own]
     if unexpected:
         logger.info(
@@ -65,6 +82,19 @@ def _load_state(model: TransformerModel, state: dict, source: Path) -> None:
     if missing:
         logger.info("%s: %d decoder weights absent, left at initial values.", source, len(missing))
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+
+
+def scgpt_encoder_config(args: dict, vocab: GeneVocab, state: dict) -> EncoderConfig:
+    """The encoder config of a published scGPT folder.
+
+    Sizes come from ``args.json``; the optional decoders (MVC, zero probability) are
+    built when the (renamed, see :func:`~scagent.nn.remap_scgpt_state_dict`) state dict
+    has their weights.
+    """
+    cfg = EncoderConfig.from_scgpt_args(args, ntoken=len(vocab), pad_token_id=vocab.pad_id)
+    cfg.do_mvc = any(k.startswith("mvc_decoder.") for k in state)
+    cfg.explicit_zero_prob = any(".zero_logit." in k for k in state)
+    return cfg
 
 
 def load_scgpt_checkpoint(folder: str | os.PathLike) -> tuple[TransformerModel, GeneVocab, dict]:
@@ -95,9 +125,7 @@ def load_scgpt_checkpoint(folder: str | os.PathLike) -> tuple[TransformerModel, 
     if isinstance(state, dict) and "model_state_dict" in state:
         state = state["model_state_dict"]
     state = remap_scgpt_state_dict(state)
-    cfg = EncoderConfig.from_scgpt_args(args, ntoken=len(vocab), pad_token_id=vocab.pad_id)
-    cfg.do_mvc = any(k.startswith("mvc_decoder.") for k in state)
-    cfg.explicit_zero_prob = any(".zero_logit." in k for k in state)
+    cfg = scgpt_encoder_config(args, vocab, state)
     emb = state.get("encoder.embedding.weight")
     if emb is not None and emb.shape[0] != cfg.ntoken:
         msg = (

@@ -12,6 +12,7 @@ from .._errors import InputDataError
 from ..knowledge import gene_table
 from ..pp import prepare
 from ._encoder import Encoder
+from ._tokenize import merge_duplicate_genes
 
 __all__ = ["MIN_VOCAB_GENES", "canonical_matrix", "model_input"]
 
@@ -30,10 +31,19 @@ def canonical_matrix(adata: AnnData):
 
 
 def model_input(adata: AnnData, encoder: Encoder) -> tuple[object, np.ndarray, int]:
-    """The matrix, the vocabulary id of each gene (-1: unknown) and the number known.
+    """What the encoder reads: matrix, vocabulary id per column, genes found in the vocabulary.
 
     Mouse gene symbols are looked up through their human orthologues (Ensembl 105), so
-    mouse data runs through the human encoder and plugins.
+    mouse data runs through the human encoder and plugins. Genes that end up with the same
+    vocabulary id (several mouse genes with one human orthologue, duplicated symbols) are
+    merged into one column, summing their linear values
+    (:func:`~scagent.models.merge_duplicate_genes`), so no token appears twice in a cell;
+    genes outside the vocabulary are dropped.
+
+    Returns
+    -------
+    The CSR log1p(CP10k) matrix with one column per vocabulary id, those ids (distinct),
+    and how many of ``adata``'s genes map to the vocabulary (before merging).
 
     Raises
     ------
@@ -56,4 +66,7 @@ def model_input(adata: AnnData, encoder: Encoder) -> tuple[object, np.ndarray, i
             "symbols (human)? sa.read recognises Ensembl ids and old symbols."
         )
         raise InputDataError(msg)
+    X, ids = merge_duplicate_genes(X, ids, log1p=True)
+    if len(ids) < n_in:
+        logger.info("%d genes map to %d distinct vocabulary genes; merged.", n_in, len(ids))
     return X, ids, n_in

@@ -12,6 +12,8 @@ row blocks; ``"o"`` is ``out_proj``. The authors adapt ``q`` and ``v`` in every 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -23,6 +25,7 @@ __all__ = [
     "MoELoRA",
     "MoELoRAConfig",
     "active_adapter",
+    "adapter_active",
     "adapter_names",
     "adapter_state_dict",
     "add_adapter",
@@ -205,6 +208,23 @@ def set_adapter(model: nn.Module, name: str | None) -> None:
         raise KeyError(msg)
     for layer in layers:
         layer.active = name
+
+
+@contextmanager
+def adapter_active(model: nn.Module, name: str | None) -> Iterator[None]:
+    """Run a block with adapter ``name`` active (``None``: the plain base model).
+
+    Whatever happens inside (an exception, an interrupt), the adapter that was active
+    before is active again afterwards, or the plain model if that adapter was removed
+    in the meantime.
+    """
+    previous = active_adapter(model)
+    set_adapter(model, name)
+    try:
+        yield
+    finally:
+        still_there = previous is None or previous in adapter_names(model)
+        set_adapter(model, previous if still_there else None)
 
 
 def active_adapter(model: nn.Module) -> str | None:

@@ -26,8 +26,12 @@ def embed(
     """Embed cells with the scRNA foundation encoder.
 
     Each cell is tokenised from its own expressed genes that the encoder's vocabulary
-    knows (the most highly expressed first, up to the model's token limit); its
-    ``<cls>`` output, L2-normalised, is the embedding.
+    knows (genes sharing a vocabulary id merged), with scGPT's per-cell expression bins;
+    its ``<cls>`` output, L2-normalised, is the embedding. Cells with more genes than the
+    model's token limit keep their most expressed genes (scagent's encoders) or, for
+    published scGPT models, a random subset drawn per cell as scGPT does (the same cell
+    always gets the same subset). The bare base encoder runs, whatever plugins were
+    used before in the process.
 
     Parameters
     ----------
@@ -51,8 +55,10 @@ def embed(
     ``adata.obsm['X_scagent' | key_added]``
         (cells, d_model) L2-normalised embeddings.
     ``adata.uns['scagent']['embed']``
-        ``model``, ``model_sha256``, ``kind``, ``n_genes_in_vocab``, ``n_genes_unmapped``,
-        ``mean_tokens_per_cell``, ``max_len``.
+        ``model``, ``model_sha256``, ``kind``, ``key_added``, ``n_genes_in_vocab`` (genes
+        of ``adata`` found in the vocabulary), ``n_genes_unmapped``,
+        ``n_distinct_vocab_genes`` (after merging genes that share a vocabulary id),
+        ``mean_tokens_per_cell``, ``n_cells_without_tokens``, ``max_len``.
     """
     target = adata.copy() if copy else adata
     encoder = load_encoder(model)
@@ -70,7 +76,8 @@ def embed(
         "kind": encoder.kind,
         "key_added": key_added,
         "n_genes_in_vocab": n_in,
-        "n_genes_unmapped": int(len(ids) - n_in),
+        "n_genes_unmapped": int(target.n_vars - n_in),
+        "n_distinct_vocab_genes": len(ids),
         "mean_tokens_per_cell": float(lengths.mean()),
         "n_cells_without_tokens": n_empty,
         "max_len": encoder.max_len,
