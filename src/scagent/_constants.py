@@ -37,3 +37,21 @@ REFERENCE_OBS = (
 OBSM_EMBED = "X_scagent"
 #: ``.obsm`` key of the plugin-tuned embedding (the paper's F_s).
 OBSM_EMBED_TUNED = "X_scagent_tuned"
+
+#: ``.obs`` keys written by ``sa.tl.annotate``.
+OBS_TISSUE = "scagent_tissue"
+OBS_TISSUE_CONF = "scagent_tissue_confidence"
+OBS_TYPE = "scagent_cell_type"
+OBS_ONTOLOGY = "scagent_cell_type_ontology_id"
+OBS_CONF = "scagent_confidence"
+OBS_AGREEMENT = "scagent_agreement"
+OBS_CONSENSUS = "scagent_cell_type_consensus"
+OBS_CONSENSUS_ID = "scagent_cell_type_consensus_ontology_id"
+OBS_CLUSTER = "scagent_cluster"
+OBS_TYPE_PER_CELL = "scagent_cell_type_per_cell"
+OBS_VOTE_GROUP = "scagent_vote_group"
+#: Prefixes of each expert's own call and probability (``scagent_call_reference``...).
+OBS_CALL_PREFIX = "scagent_call_"
+OBS_PROB_PREFIX = "scagent_prob_"
+#: ``.obsm`` key of the fused probabilities over the reference classes.
+OBSM_PROBS = "scagent_probabilities"

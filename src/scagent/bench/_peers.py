@@ -43,6 +43,11 @@ class Peer:
     def predict(self, adata: AnnData, variant: str = "") -> np.ndarray:
         raise NotImplementedError
 
+    def predict_scored(self, adata: AnnData, variant: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """Labels and the method's own confidence in them (NaN when it has none)."""
+        labels = self.predict(adata, variant)
+        return labels, np.full(len(labels), np.nan)
+
 
 class LogRegPeer(Peer):
     """Multinomial logistic regression on all genes."""
@@ -55,6 +60,10 @@ class LogRegPeer(Peer):
 
     def predict(self, adata, variant=""):
         return self.model.predict(adata.X)
+
+    def predict_scored(self, adata, variant=""):
+        p = self.model.predict_proba(adata.X)
+        return self.model.classes_[p.argmax(1)], p.max(1)
 
 
 class KNNPCAPeer(Peer):
@@ -73,6 +82,10 @@ class KNNPCAPeer(Peer):
 
     def predict(self, adata, variant=""):
         return self.knn.predict(self.pca.transform(adata.X[:, self.genes].toarray()))
+
+    def predict_scored(self, adata, variant=""):
+        p = self.knn.predict_proba(self.pca.transform(adata.X[:, self.genes].toarray()))
+        return self.knn.classes_[p.argmax(1)], p.max(1)
 
 
 class MLPPeer(Peer):
@@ -104,6 +117,9 @@ class CellTypistPeer(Peer):
             )
 
     def predict(self, adata, variant=""):
+        return self.predict_scored(adata, variant)[0]
+
+    def predict_scored(self, adata, variant=""):
         import celltypist
 
         query = AnnData(X=adata.X.copy(), var=adata.var[[]])
@@ -114,7 +130,10 @@ class CellTypistPeer(Peer):
         labels = result.predicted_labels
         # CellTypist skips majority voting for 50 cells or fewer and keeps per-cell labels
         col = "majority_voting" if mv and "majority_voting" in labels else "predicted_labels"
-        return labels[col].astype(str).to_numpy()
+        pred = labels[col].astype(str).to_numpy()
+        prob = result.probability_matrix
+        conf = prob.to_numpy()[np.arange(len(pred)), prob.columns.get_indexer(pred)]
+        return pred, conf
 
 
 @contextlib.contextmanager

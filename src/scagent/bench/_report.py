@@ -14,12 +14,17 @@ import numpy as np
 __all__ = ["Section", "write_report"]
 
 _COLUMNS = [
+    ("task", "task", "{}"),
     ("protocol", "protocol", "{}"),
     ("genes", "genes", "{}"),
     ("method", "method", "{}"),
     ("accuracy", "accuracy", "{:.3f}"),
     ("macro_f1", "macro-F1", "{:.3f}"),
     ("weighted_f1", "weighted-F1", "{:.3f}"),
+    ("lineage_accuracy", "lineage accuracy", "{:.3f}"),
+    ("ece", "ECE", "{:.3f}"),
+    ("confidently_wrong", "confidently wrong", "{:.1%}"),
+    ("tissue decided", "tissue decided", "{}"),
     ("n", "cells scored", "{:d}"),
     ("coverage", "coverage", "{:.0%}"),
     ("train_s", "train s", "{:.1f}"),
@@ -169,27 +174,13 @@ def write_report(sections: list[Section], out: Path, *, command: str) -> str:
             draw(fig_dir / name)
             s.figures.append((caption, name))
         main = _table(s.rows, _COLUMNS)
-        per = _tissue_table([r for r in s.rows if "per_tissue_weighted_f1" in r])
-        text_parts += [
-            f"== {s.title} ==",
-            _text(main),
-            "",
-            "weighted-F1 per tissue:",
-            _text(per),
-            "",
-        ]
-        md += [
-            f"## {s.title}",
-            "",
-            s.description,
-            "",
-            _markdown(main),
-            "",
-            "Weighted-F1 per tissue:",
-            "",
-            _markdown(per),
-            "",
-        ]
+        text_parts += [f"== {s.title} ==", _text(main), ""]
+        md += [f"## {s.title}", "", s.description, "", _markdown(main), ""]
+        tissue_rows = [r for r in s.rows if "per_tissue_weighted_f1" in r]
+        if tissue_rows:
+            per = _tissue_table(tissue_rows)
+            text_parts += ["weighted-F1 per tissue:", _text(per), ""]
+            md += ["Weighted-F1 per tissue:", "", _markdown(per), ""]
         for title, rows in s.extra_tables:
             table = _generic_table(rows)
             text_parts += [f"{title}:", _text(table), ""]

@@ -88,6 +88,17 @@ class BackedH5ad:
         validate_adata(chunk, what=what)
         return chunk
 
+    def sample(self, n: int) -> AnnData:
+        """At most ``n`` cells spread evenly over the file, checked, like :meth:`chunk`."""
+        import numpy as np
+
+        idx = np.unique(np.linspace(0, self.n_obs - 1, min(n, self.n_obs)).astype(int))
+        cells = self.adata[idx].to_memory()
+        validate_adata(cells, what=f"{self.path.name} (a sample of {len(idx):,} cells)")
+        cells.var = self._var.copy()
+        cells.uns.setdefault(UNS_KEY, {})["genes"] = dict(self.genes)
+        return cells
+
     @property
     def n_obs(self) -> int:
         """Number of cells."""

@@ -1,262 +1,230 @@
-"""``sa.tl.annotate``: tissue assignment, then each cell through its tissue's plugin."""
+"""``sa.tl.annotate``: several experts, one calibrated call per cell."""
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from tqdm.auto import tqdm
 
-from .._constants import OBSM_EMBED_TUNED, UNS_KEY
+from .._constants import (
+    LAYER_LOG1P,
+    OBS_AGREEMENT,
+    OBS_CALL_PREFIX,
+    OBS_CLUSTER,
+    OBS_CONF,
+    OBS_CONSENSUS,
+    OBS_CONSENSUS_ID,
+    OBS_ONTOLOGY,
+    OBS_PROB_PREFIX,
+    OBS_TISSUE,
+    OBS_TISSUE_CONF,
+    OBS_TYPE,
+    OBS_TYPE_PER_CELL,
+    OBS_VOTE_GROUP,
+    OBSM_EMBED_TUNED,
+    OBSM_PROBS,
+    UNS_KEY,
+)
 from .._errors import InputDataError
-from .._settings import settings
-from ..models import Encoder, TokenBatch, load_encoder, model_input
-from ..plugins import TISSUE_PLUGIN, PluginRegistry, default_registry, host_for
+from ..experts import EXPERTS, FusionParams, Gathered, alone, fuse, gather_evidence
+from ..experts._consensus import consensus_terms
+from ..experts._explain import cluster_report
+from ..knowledge import cell_ontology
+from ..pp import prepare
 from ._vote import majority_vote, over_cluster
 
-__all__ = [
-    "AnnotationResult",
-    "annotate",
-    "annotate_matrix",
-    "resolve_registry",
-    "run_record",
-    "write_result",
-]
+__all__ = ["AnnotationResult", "annotate", "annotate_prepared", "write_result"]
 
 logger = logging.getLogger("scagent")
-
-OBS_TISSUE = "scagent_tissue"
-OBS_TISSUE_CONF = "scagent_tissue_confidence"
-OBS_TYPE = "scagent_cell_type"
-OBS_ONTOLOGY = "scagent_cell_type_ontology_id"
-OBS_CONF = "scagent_confidence"
-OBS_TYPE_PER_CELL = "scagent_cell_type_per_cell"
-OBS_VOTE_GROUP = "scagent_vote_group"
-
-
-def resolve_registry(plugins: PluginRegistry | str | os.PathLike | None) -> PluginRegistry:
-    """A registry from ``None`` (the default one), a folder, or a registry."""
-    if plugins is None:
-        return default_registry()
-    if isinstance(plugins, PluginRegistry):
-        return plugins
-    return PluginRegistry([plugins])
 
 
 @dataclass
 class AnnotationResult:
-    """Per-cell outputs of :func:`annotate_matrix`."""
+    """What :func:`annotate` found, before it is written into an AnnData.
 
-    tissue: np.ndarray
-    tissue_confidence: np.ndarray
-    cell_type: np.ndarray
-    ontology_id: np.ndarray
-    confidence: np.ndarray
-    embedding: np.ndarray
-    plugins: dict = field(default_factory=dict)  # name -> version
-
-
-def annotate_matrix(
-    X,
-    gene_ids: np.ndarray,
-    encoder: Encoder,
-    registry: PluginRegistry,
-    *,
-    tissue: str | None = None,
-    batch_size: int | None = None,
-    progress: bool | None = None,
-) -> AnnotationResult:
-    """Annotate the rows of a log1p(CP10k) matrix (the engine behind :func:`annotate`).
-
-    Every batch is tokenised once; the tissue-assignment plugin and then each tissue's
-    plugin run on the same tokens, switching adapters on the one loaded encoder.
+    Attributes
+    ----------
+    obs
+        Per-cell columns (keys as documented in :func:`annotate`).
+    probs
+        (cells, classes) fused probabilities; ``classes`` in ``record['classes']``.
+    tuned
+        Plugin-tuned embeddings, or ``None`` when the plugin expert did not run.
+    record
+        What goes to ``.uns['scagent']['annotate']``.
+    gathered
+        The experts' raw evidence (for benchmarks and novelty detection).
     """
-    batch_size = batch_size or settings.batch_size
-    progress = settings.progress if progress is None else progress
-    host = host_for(encoder)
-    available = registry.tissues()
-    plugin_names = {}
-    if tissue is not None:
-        if tissue not in available:
-            msg = (
-                f"Unknown tissue {tissue!r}: there is no plugin for it. Available tissues: "
-                f"{available}. Leave `tissue` unset to let scagent assign tissues."
-            )
-            raise InputDataError(msg)
-        tissue_key = None
-    else:
-        tp = registry.load(TISSUE_PLUGIN)
-        tissue_key = host.attach(tp)
-        plugin_names[TISSUE_PLUGIN] = tp.version
-        missing = sorted(set(tp.labels) - set(available))
-        if missing:
-            msg = f"The tissue plugin predicts {missing}, which have no cell-type plugin."
-            raise InputDataError(msg)
-    keys: dict[str, str] = {}
 
-    def key_of(t: str) -> str:
-        if t not in keys:
-            p = registry.load(registry.plugin_for(t))
-            keys[t] = host.attach(p)
-            plugin_names[p.name] = p.version
-        return keys[t]
-
-    n = X.shape[0]
-    res = AnnotationResult(
-        tissue=np.empty(n, dtype=object),
-        tissue_confidence=np.ones(n, dtype=np.float32),
-        cell_type=np.empty(n, dtype=object),
-        ontology_id=np.empty(n, dtype=object),
-        confidence=np.empty(n, dtype=np.float32),
-        embedding=np.empty((n, encoder.dim), dtype=np.float32),
-        plugins=plugin_names,
-    )
-    for start in tqdm(range(0, n, batch_size), disable=not progress, desc="annotating"):
-        stop = min(start + batch_size, n)
-        chunk = X[start:stop]
-        cache: dict[int, TokenBatch] = {}
-
-        def tokens_for(key: str, chunk=chunk, cache=cache) -> TokenBatch:
-            n_tok = host.max_len(key)
-            if n_tok not in cache:
-                cache[n_tok] = host.tokens(chunk, gene_ids, n_tok)[0]
-            return cache[n_tok]
-
-        if tissue_key is not None:
-            tout = host.predict(tissue_key, tokens_for(tissue_key))
-            labels = np.array(host.plugins[tissue_key].labels, dtype=object)
-            tissues = labels[tout.probs.argmax(1)]
-            res.tissue_confidence[start:stop] = tout.probs.max(1)
-        else:
-            tissues = np.full(stop - start, tissue, dtype=object)
-        for t in pd.unique(tissues):
-            rows = np.flatnonzero(tissues == t)
-            key = key_of(t)
-            out = host.predict(key, tokens_for(key).take(rows))
-            plugin = host.plugins[key]
-            best = out.probs.argmax(1)
-            pos = start + rows
-            res.tissue[pos] = t
-            res.cell_type[pos] = np.asarray(plugin.labels, dtype=object)[best]
-            res.ontology_id[pos] = np.asarray(plugin.ontology_ids, dtype=object)[best]
-            res.confidence[pos] = out.probs.max(1)
-            res.embedding[pos] = out.embedding
-    host.use(None)
-    return res
+    obs: pd.DataFrame
+    probs: np.ndarray
+    tuned: np.ndarray | None
+    record: dict
+    gathered: Gathered | None = field(default=None, repr=False)
 
 
-def annotate(
+def _fit_share(gathered: Gathered) -> np.ndarray:
+    """Each cell's cluster's reference fit to the tissue it was annotated in."""
+    fit = gathered.tissue.evidence.get("reference_fit") or {}
+    clusters = gathered.structure.clusters
+    out = np.ones(len(clusters), dtype=np.float32)
+    for i, (c, t) in enumerate(zip(clusters, gathered.tissue.per_cell)):
+        out[i] = fit.get(str(c), {}).get(str(t), 1.0)
+    return out
+
+
+def annotate_prepared(
     adata: AnnData,
     *,
     tissue: str | None = None,
-    plugins: PluginRegistry | str | os.PathLike | None = None,
-    model: str | os.PathLike = "default",
+    reference=None,
+    plugins=None,
+    model="default",
+    experts: tuple[str, ...] = EXPERTS,
     groupby: str | None = None,
-    majority_voting: bool = False,
-    resolution: float = 5.0,
+    fusion: FusionParams | None = None,
     batch_size: int | None = None,
-    copy: bool = False,
-) -> AnnData | None:
-    """Name each cell's type with the tissue plugins (the paper's annotation path).
-
-    Without ``tissue``, the tissue-assignment plugin predicts every cell's tissue and each
-    cell goes to its own tissue's plugin, so a dataset may mix tissues. With ``tissue``,
-    that tissue's plugin annotates all cells. Every cell is tokenised from its own
-    expressed genes, so no gene intersection with the reference is needed.
-
-    Parameters
-    ----------
-    adata
-        Cells x genes: counts, or log-normalised data (see :func:`scagent.pp.prepare`;
-        scaled data is refused unless ``.raw`` holds the unscaled values).
-    tissue
-        Use this tissue's plugin for all cells (see ``scagent plugins list``).
-    plugins
-        A :class:`~scagent.plugins.PluginRegistry` or a folder of plugins (default: the
-        user's plugins, then the ones shipped with scagent).
-    model
-        The encoder the plugins were trained on.
-    groupby
-        ``.obs`` column of clusters; each cluster gets its most frequent cell type
-        (majority vote, as CellTypist offers).
-    majority_voting
-        Vote within Leiden over-clusters of the tuned embedding (when ``groupby`` is
-        not given).
-    resolution
-        Leiden resolution of the over-clustering.
-    batch_size
-        Cells per forward pass (default ``sa.settings.batch_size``).
-    copy
-        Return a copy instead of writing into ``adata``.
-
-    Returns
-    -------
-    ``None``, or the annotated copy when ``copy=True``. Sets
-
-    ``.obs['scagent_tissue']``, ``.obs['scagent_tissue_confidence']``
-        Assigned tissue and the tissue plugin's probability (1 when ``tissue`` is given).
-    ``.obs['scagent_cell_type']``, ``.obs['scagent_cell_type_ontology_id']``
-        Cell type and its Cell Ontology id (after voting, when voting).
-    ``.obs['scagent_confidence']``
-        Calibrated probability of the per-cell prediction.
-    ``.obs['scagent_cell_type_per_cell']``, ``.obs['scagent_vote_group']``
-        Only with voting: the per-cell prediction and the voting group.
-    ``.obsm['X_scagent_tuned']``
-        L2-normalised plugin-tuned embedding (the paper's F_s) from each cell's plugin.
-    ``.uns['scagent']['annotate']``
-        Encoder, plugins and versions used, mode and voting settings.
-    """
-    target = adata.copy() if copy else adata
-    if groupby is not None and groupby not in target.obs:
-        msg = f"groupby={groupby!r} is not an .obs column; columns: {list(target.obs.columns)}."
-        raise InputDataError(msg)
-    encoder = load_encoder(model)
-    registry = resolve_registry(plugins)
-    X, ids, n_in = model_input(target, encoder)
-    res = annotate_matrix(X, ids, encoder, registry, tissue=tissue, batch_size=batch_size)
-    write_result(target, res)
-    target.uns.setdefault(UNS_KEY, {})["annotate"] = run_record(
-        encoder, registry, res, tissue=tissue, n_genes_in_vocab=n_in
+    progress: bool | None = None,
+) -> AnnotationResult:
+    """Annotate a query that :func:`scagent.pp.prepare` has prepared (the engine behind
+    :func:`annotate`; arguments as there)."""
+    t0 = time.perf_counter()
+    groups = None
+    if groupby is not None:
+        if groupby not in adata.obs:
+            msg = f"groupby={groupby!r} is not an .obs column; columns: {list(adata.obs.columns)}."
+            raise InputDataError(msg)
+        groups = adata.obs[groupby].astype(str).to_numpy()
+    params = fusion or FusionParams.shipped()
+    g = gather_evidence(
+        adata,
+        reference=reference,
+        tissue=tissue,
+        plugins=plugins,
+        model=model,
+        experts=experts,
+        groups=groups,
+        batch_size=batch_size,
+        progress=progress,
     )
-    if groupby is not None or majority_voting:
-        vote(target, groupby=groupby, resolution=resolution)
-    return target if copy else None
-
-
-def run_record(encoder: Encoder, registry: PluginRegistry, res: AnnotationResult, **extra) -> dict:
-    """What ``.uns['scagent']['annotate']`` records: encoder, plugins and versions, options."""
-    tissue = extra.pop("tissue", None)
-    return {
-        "model": encoder.name,
-        "model_sha256": encoder.sha256,
-        "plugins": {k: int(v) for k, v in res.plugins.items()},
-        "registry": [str(r) for r in registry.roots],
-        "tissue": tissue or "assigned per cell",
-        **extra,
+    ev = g.evidence
+    fused = fuse(ev, params)
+    classes = np.asarray(ev.classes, dtype=object)
+    names = np.asarray(ev.names, dtype=object)
+    call_terms, call_names = classes[fused.call], names[fused.call]
+    cons, _ = consensus_terms(fused.probs, fused.call, ev.classes)
+    onto = cell_ontology()
+    by_id = dict(zip(classes, names))
+    cons_names = [by_id.get(t) or (onto.label(t) if t in onto else "") for t in cons]
+    obs = pd.DataFrame(index=adata.obs_names.copy())
+    obs[OBS_TISSUE] = pd.Categorical(g.tissue.per_cell.astype(str))
+    obs[OBS_TISSUE_CONF] = _fit_share(g)
+    obs[OBS_TYPE] = pd.Categorical(call_names.astype(str))
+    obs[OBS_ONTOLOGY] = pd.Categorical(call_terms.astype(str))
+    obs[OBS_CONF] = fused.confidence
+    obs[OBS_AGREEMENT] = fused.agreement
+    obs[OBS_CONSENSUS] = pd.Categorical(np.asarray(cons_names, dtype=str))
+    obs[OBS_CONSENSUS_ID] = pd.Categorical(cons.astype(str))
+    obs[OBS_CLUSTER] = pd.Categorical(g.structure.clusters)
+    expert_calls = {}
+    for name in ev.probs:
+        Pe = alone(ev, name, params.temperatures.get(name, 1.0))
+        valid = ~np.isnan(Pe).any(axis=1)
+        best = np.nan_to_num(Pe, nan=-1).argmax(axis=1)
+        call = np.where(valid, names[best], "")
+        obs[OBS_CALL_PREFIX + name] = pd.Categorical(call.astype(str))
+        obs[OBS_PROB_PREFIX + name] = np.where(
+            valid, Pe[np.arange(len(best)), best], np.nan
+        ).astype(np.float32)
+        expert_calls[name] = call
+    X = adata.layers[LAYER_LOG1P]
+    record = {
+        "classes": list(ev.classes),
+        "class_names": list(ev.names),
+        "experts": list(ev.probs),
+        "tissue": {
+            "decision": g.tissue.tissue or "",
+            "how": g.tissue.how,
+            "evidence": _jsonable(g.tissue.evidence),
+        },
+        "structure": g.structure.info,
+        "expert_info": _jsonable({k: c.info for k, c in g.calls.items()}),
+        "fusion": _jsonable(
+            {
+                "weights": params.weights,
+                "smoothing": params.smoothing,
+                "temperatures": params.temperatures,
+                "provenance": params.provenance,
+            }
+        ),
+        "clusters": _jsonable(
+            cluster_report(
+                X,
+                adata.var_names,
+                g.structure.clusters,
+                call_terms,
+                call_names,
+                fused.confidence,
+                g.tissue.per_cell,
+                expert_calls,
+            )
+        ),
+        "notes": list(g.notes),
+        "seconds": {**g.seconds, "total": round(time.perf_counter() - t0, 2)},
     }
+    return AnnotationResult(obs, fused.probs, g.tuned, record, g)
+
+
+def _jsonable(value):
+    """A copy of ``value`` that h5ad and JSON can store (no None, numpy scalars as Python)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value if v is not None]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def write_result(adata: AnnData, res: AnnotationResult) -> None:
     """Store an :class:`AnnotationResult` in ``adata`` (keys as in :func:`annotate`)."""
-    adata.obs[OBS_TISSUE] = pd.Categorical(res.tissue.astype(str))
-    adata.obs[OBS_TISSUE_CONF] = res.tissue_confidence
-    adata.obs[OBS_TYPE] = pd.Categorical(res.cell_type.astype(str))
-    adata.obs[OBS_ONTOLOGY] = pd.Categorical(res.ontology_id.astype(str))
-    adata.obs[OBS_CONF] = res.confidence
-    adata.obsm[OBSM_EMBED_TUNED] = res.embedding
+    for col in res.obs.columns:
+        adata.obs[col] = res.obs[col].values
+    adata.obsm[OBSM_PROBS] = res.probs
+    if res.tuned is not None:
+        adata.obsm[OBSM_EMBED_TUNED] = np.nan_to_num(res.tuned)
+    adata.uns.setdefault(UNS_KEY, {})["annotate"] = res.record
 
 
-def vote(adata: AnnData, *, groupby: str | None = None, resolution: float = 5.0) -> None:
-    """Replace per-cell types by each group's majority (after :func:`annotate`)."""
-    if groupby is None:
-        groups = over_cluster(adata.obsm[OBSM_EMBED_TUNED], resolution=resolution)
-    else:
-        groups = adata.obs[groupby].astype(str).to_numpy()
+def vote(
+    adata: AnnData,
+    *,
+    groupby: str | None = None,
+    pcs: np.ndarray | None = None,
+    resolution: float = 5.0,
+) -> None:
+    """Replace per-cell calls by each group's majority, within one tissue and one space.
+
+    Groups are ``groupby``'s clusters, or Leiden over-clusters of the query's own principal
+    components (one space for every cell); either way a group is split by assigned tissue,
+    so cells annotated in different tissues never vote together.
+    """
     per_cell = adata.obs[OBS_TYPE].astype(str).to_numpy()
+    tissue = adata.obs[OBS_TISSUE].astype(str).to_numpy()
+    if groupby is None:
+        if pcs is None:
+            from ..experts._structure import query_structure
+
+            pcs = query_structure(adata.layers[LAYER_LOG1P]).pcs
+        base = over_cluster(pcs, resolution=resolution)
+    else:
+        base = adata.obs[groupby].astype(str).to_numpy()
+    groups = np.array([f"{t}|{b}" for t, b in zip(tissue, base)])
     voted = majority_vote(per_cell, groups)
     onto = dict(zip(per_cell, adata.obs[OBS_ONTOLOGY].astype(str)))
     adata.obs[OBS_TYPE_PER_CELL] = adata.obs[OBS_TYPE]
@@ -264,8 +232,118 @@ def vote(adata: AnnData, *, groupby: str | None = None, resolution: float = 5.0)
     adata.obs[OBS_TYPE] = pd.Categorical(voted)
     adata.obs[OBS_ONTOLOGY] = pd.Categorical([onto[t] for t in voted])
     adata.uns.setdefault(UNS_KEY, {}).setdefault("annotate", {})["vote"] = {
-        "groupby": groupby or "leiden over-clustering of X_scagent_tuned",
-        "resolution": resolution if groupby is None else None,
+        "groupby": groupby or "leiden over-clusters of the query's principal components",
+        "within": "assigned tissue",
+        "resolution": resolution if groupby is None else -1,
         "n_groups": len(set(groups)),
         "n_changed": int((voted != per_cell).sum()),
     }
+
+
+def annotate(
+    adata: AnnData,
+    *,
+    tissue: str | None = None,
+    reference=None,
+    plugins=None,
+    model: str | os.PathLike = "default",
+    experts: tuple[str, ...] = EXPERTS,
+    groupby: str | None = None,
+    majority_voting: bool = False,
+    fusion: FusionParams | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    copy: bool = False,
+) -> AnnData | None:
+    """Name each cell's type as an expert would: several experts, one calibrated call.
+
+    Three experts judge every cell, each kept visible: the **reference expert** (a
+    classifier trained on the reference cells restricted to the genes this query measured,
+    cached per gene panel), the **marker expert** (curated marker sets with Cell Ontology
+    ids, scored by rank per cell and per cluster) and the **plugin expert** (the paper's
+    MoE-LoRA tissue plugins on the foundation encoder). The tissue is decided for the
+    dataset or its clusters, never per lone cell; when no reference tissue fits, cells are
+    annotated against every reference class. The experts' probabilities are pooled with
+    weights learnt on cross-study tasks, smoothed over the query's neighbour graph, and a
+    confidence model learnt on the same tasks says how likely each call is right.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes: counts, or log-normalised data (see :func:`scagent.pp.prepare`;
+        scaled data is used through ``.raw`` or a counts layer).
+    tissue
+        The tissue of every cell, when known (one of the reference's tissues).
+    reference
+        The reference to annotate against: ``None`` (the bundled atlas), a
+        :class:`~scagent.memory.ReferenceData` or a labelled AnnData (raw counts; ``obs``
+        ``cell_type``, ``cell_type_ontology_term_id``, ``tissue``, ``dataset``).
+    plugins
+        A :class:`~scagent.plugins.PluginRegistry` or folder (default: the user's plugins,
+        then the shipped ones).
+    model
+        The encoder the plugins were trained on.
+    experts
+        The experts to run (``"reference"`` always).
+    groupby
+        ``.obs`` column of the user's clusters; the experts judge these instead of
+        scagent's own Leiden clusters.
+    majority_voting
+        Also replace each call by its group's majority (CellTypist's option); groups are
+        ``groupby``'s clusters or Leiden over-clusters, split by tissue.
+    fusion
+        Fusion settings (default: the shipped ones learnt on cross-study tasks).
+    batch_size, progress
+        Cells per forward pass of the plugin expert, progress bars.
+    copy
+        Return a copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None``, or the annotated copy when ``copy=True``. Sets
+
+    ``.obs['scagent_cell_type']``, ``.obs['scagent_cell_type_ontology_id']``
+        The call (a reference class) and its Cell Ontology id.
+    ``.obs['scagent_confidence']``
+        Calibrated probability that the call is right.
+    ``.obs['scagent_agreement']``
+        Share of the experts whose own best class is the call.
+    ``.obs['scagent_cell_type_consensus']``, ``..._consensus_ontology_id``
+        The most specific term the fused probabilities support at 90%: the call, or an
+        ancestor when experts cannot tell sibling types apart (empty when none).
+    ``.obs['scagent_tissue']``, ``.obs['scagent_tissue_confidence']``
+        The tissue each cell was annotated in (``"across tissues"``: every reference
+        class) and its cluster's fit to that tissue.
+    ``.obs['scagent_cluster']``
+        The query cluster the experts judged.
+    ``.obs['scagent_call_<expert>']``, ``.obs['scagent_prob_<expert>']``
+        Each expert's own call and calibrated probability.
+    ``.obsm['scagent_probabilities']``
+        Fused probabilities over the reference classes (``uns[...]['classes']``).
+    ``.obsm['X_scagent_tuned']``
+        Plugin-tuned embedding (the paper's F_s), when the plugin expert ran.
+    ``.uns['scagent']['annotate']``
+        Classes, tissue decision and its evidence, each expert's record, fusion settings,
+        one record per cluster (call, experts' calls, the marker genes behind the call),
+        notes and timings.
+    """
+    target = adata.copy() if copy else adata
+    work = target if LAYER_LOG1P in target.layers else prepare(target, copy=True)
+    res = annotate_prepared(
+        work,
+        tissue=tissue,
+        reference=reference,
+        plugins=plugins,
+        model=model,
+        experts=experts,
+        groupby=groupby,
+        fusion=fusion,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    if work is not target and work.n_vars != target.n_vars:
+        logger.info("Annotated on the genes of .raw (%d).", work.n_vars)
+    write_result(target, res)
+    if majority_voting:
+        vote(target, groupby=groupby, pcs=res.gathered.structure.pcs)
+    return target if copy else None

@@ -14,36 +14,27 @@ import numpy as np
 import pandas as pd
 from anndata.io import read_elem, write_elem
 
-from .._constants import OBSM_EMBED_TUNED, UNS_KEY
+from .._constants import (
+    OBS_CLUSTER,
+    OBS_CONF,
+    OBS_TISSUE,
+    OBS_TYPE,
+    OBSM_EMBED_TUNED,
+    OBSM_PROBS,
+    UNS_KEY,
+)
 from .._errors import InputDataError
 from ..io import read
 from ..io._backed import BackedH5ad
-from ..models import load_encoder, model_input
-from ._annotate import (
-    AnnotationResult,
-    annotate,
-    annotate_matrix,
-    resolve_registry,
-    run_record,
-    vote,
-    write_result,
-)
+from ..pp import prepare
+from ._annotate import annotate, annotate_prepared, vote
 
 __all__ = ["annotate_file"]
 
 logger = logging.getLogger("scagent")
 
-
-def _concat(parts: list[AnnotationResult]) -> AnnotationResult:
-    plugins: dict = {}
-    for p in parts:
-        plugins.update(p.plugins)
-    return AnnotationResult(
-        *[np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS], plugins=plugins
-    )
-
-
-_FIELDS = ("tissue", "tissue_confidence", "cell_type", "ontology_id", "confidence", "embedding")
+#: Cells sampled across a streamed file to decide its tissue once for every chunk.
+TISSUE_SAMPLE = 5000
 
 
 def annotate_file(
@@ -138,33 +129,66 @@ def _write_whole(adata: ad.AnnData, out: Path) -> None:
         raise
 
 
+def _decide_tissue(source: BackedH5ad, kw: dict) -> tuple[str | None, dict]:
+    """The file's tissue, decided once on cells sampled across it (``None``: per chunk)."""
+    sample = prepare(source.sample(TISSUE_SAMPLE), copy=True)
+    res = annotate_prepared(sample, **{**kw, "experts": ("reference", "markers")})
+    decision = res.record["tissue"]
+    tissue = decision["decision"] if decision["how"] == "dataset" else None
+    return tissue or None, {"sample_cells": sample.n_obs, **decision}
+
+
 def _stream(source: BackedH5ad, out, tissue, plugins, model, groupby, majority_voting, chunk_size):
     path = source.path
-    encoder = load_encoder(model)
-    registry = resolve_registry(plugins)
-    parts, n_in = [], 0
-    for start in range(0, source.n_obs, chunk_size):
-        chunk = source.chunk(start, min(start + chunk_size, source.n_obs))
-        X, ids, n_in = model_input(chunk, encoder)
-        parts.append(annotate_matrix(X, ids, encoder, registry, tissue=tissue))
+    kw = {"plugins": plugins, "model": model, "progress": False}
+    sampled = None
+    if tissue is None and source.n_obs > chunk_size:
+        tissue, sampled = _decide_tissue(source, kw)
+    obs_parts, probs, tuned, records = [], [], [], []
+    for k, start in enumerate(range(0, source.n_obs, chunk_size)):
+        chunk = prepare(source.chunk(start, min(start + chunk_size, source.n_obs)), copy=True)
+        groups = groupby if groupby in chunk.obs else None
+        res = annotate_prepared(chunk, tissue=tissue, groupby=groups, **kw)
+        part = res.obs.copy()
+        part[OBS_CLUSTER] = [f"{k}:{c}" for c in part[OBS_CLUSTER].astype(str)]
+        if majority_voting and groupby is None:
+            voted = ad.AnnData(obs=part)
+            vote(voted, pcs=res.gathered.structure.pcs)
+            part = voted.obs
+            res.record["vote"] = voted.uns[UNS_KEY]["annotate"]["vote"]
+        obs_parts.append(part)
+        probs.append(res.probs)
+        tuned.append(res.tuned if res.tuned is not None else None)
+        res.record["chunk"] = {"index": k, "start": start, "cells": chunk.n_obs}
+        records.append(res.record)
         logger.info("Annotated %d / %d cells.", start + chunk.n_obs, source.n_obs)
     obs = source.adata.obs.copy()
     source.close()
-    res = _concat(parts)
-    holder = ad.AnnData(obs=obs)
-    write_result(holder, res)
-    holder.uns[UNS_KEY] = {
-        "annotate": run_record(
-            encoder,
-            registry,
-            res,
-            tissue=tissue,
-            n_genes_in_vocab=n_in,
-            streamed_chunk_size=chunk_size,
+    annotations = pd.concat(obs_parts)
+    for col in annotations.columns:
+        obs[col] = (
+            pd.Categorical(annotations[col].astype(str))
+            if isinstance(annotations[col].dtype, pd.CategoricalDtype)
+            else annotations[col].to_numpy()
         )
-    }
-    if groupby is not None or majority_voting:
+    holder = ad.AnnData(obs=obs)
+    if majority_voting and groupby is not None:
         vote(holder, groupby=groupby)
+    record = dict(records[0])
+    record["streamed"] = {
+        "chunk_size": chunk_size,
+        "tissue_sample": sampled or {},
+        "chunks": [
+            {"chunk": r["chunk"], "tissue": r["tissue"], "clusters": r["clusters"]} for r in records
+        ],
+    }
+    record.pop("chunk", None)
+    obsm = {OBSM_PROBS: np.vstack(probs)}
+    if all(t is not None for t in tuned):
+        obsm[OBSM_EMBED_TUNED] = np.nan_to_num(np.vstack(tuned))
+    if UNS_KEY in holder.uns:
+        record["vote"] = holder.uns[UNS_KEY]["annotate"]["vote"]
+    uns_extra = {"annotate": record}
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".h5ad", dir=out.parent)
     os.close(fd)
     try:
@@ -174,11 +198,12 @@ def _stream(source: BackedH5ad, out, tissue, plugins, model, groupby, majority_v
             write_elem(f, "obs", holder.obs)
             if "obsm" not in f:
                 write_elem(f, "obsm", {})
-            if OBSM_EMBED_TUNED in f["obsm"]:
-                del f["obsm"][OBSM_EMBED_TUNED]
-            write_elem(f["obsm"], OBSM_EMBED_TUNED, holder.obsm[OBSM_EMBED_TUNED])
+            for key, value in obsm.items():
+                if key in f["obsm"]:
+                    del f["obsm"][key]
+                write_elem(f["obsm"], key, value)
             uns = read_elem(f["uns"][UNS_KEY]) if "uns" in f and UNS_KEY in f["uns"] else {}
-            uns.update(holder.uns[UNS_KEY])
+            uns.update(uns_extra)
             if "uns" not in f:
                 write_elem(f, "uns", {})
             if UNS_KEY in f["uns"]:
@@ -193,8 +218,6 @@ def _stream(source: BackedH5ad, out, tissue, plugins, model, groupby, majority_v
 
 def summary(obs: pd.DataFrame) -> pd.DataFrame:
     """Cells and mean confidence per (tissue, cell type), most frequent first."""
-    from ._annotate import OBS_CONF, OBS_TISSUE, OBS_TYPE
-
     table = (
         obs.groupby([OBS_TISSUE, OBS_TYPE], observed=True)[OBS_CONF]
         .agg(cells="size", mean_confidence="mean")
