@@ -206,15 +206,15 @@ def _load_cached(folder: Path, name: str) -> Encoder:
         return encoder
 
 
-def load_encoder(model: str | os.PathLike = "default") -> Encoder:
+def load_encoder(model: str | os.PathLike | Encoder = "default") -> Encoder:
     """Load an encoder by name or folder.
 
     Parameters
     ----------
     model
         ``"default"`` (the encoder shipped with scagent), a folder written by
-        ``scagent pretrain``, or a published scGPT folder (``args.json``, ``vocab.json``,
-        ``best_model.pt``).
+        ``scagent pretrain``, a published scGPT folder (``args.json``, ``vocab.json``,
+        ``best_model.pt``), or an encoder already loaded (returned as it is).
 
     Returns
     -------
@@ -222,6 +222,8 @@ def load_encoder(model: str | os.PathLike = "default") -> Encoder:
     folder whose files were rewritten since (other size, modification time or inode) is
     loaded again.
     """
+    if isinstance(model, Encoder):
+        return model
     if str(model) == "default":
         path = default_model_path()
         if not (path / "model.safetensors").exists():
