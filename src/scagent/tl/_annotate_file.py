@@ -24,6 +24,7 @@ from .._constants import (
     UNS_KEY,
 )
 from .._errors import InputDataError
+from ..experts import EXPERTS
 from ..io import read
 from ..io._backed import BackedH5ad
 from ..pp import prepare
@@ -42,8 +43,10 @@ def annotate_file(
     out: str | os.PathLike,
     *,
     tissue: str | None = None,
+    reference=None,
     plugins=None,
     model: str | os.PathLike = "default",
+    experts: tuple[str, ...] = EXPERTS,
     groupby: str | None = None,
     majority_voting: bool = False,
     gene_column: str | None = None,
@@ -65,8 +68,10 @@ def annotate_file(
         Input file (anything :func:`scagent.read` reads).
     out
         Output ``.h5ad``.
-    tissue, plugins, model, groupby, majority_voting
-        As in :func:`scagent.tl.annotate`.
+    tissue, reference, plugins, model, experts, groupby, majority_voting
+        As in :func:`scagent.tl.annotate`. A streamed file's tissue, when not given, is
+        decided once on up to 5,000 cells sampled across it and used for every chunk (or
+        decided per chunk when no tissue fits the sample).
     gene_column, species
         As in :func:`scagent.read`: the ``.var`` column of gene ids, and the species to keep
         of a file that mixes human and mouse (the output then holds that species' cells).
@@ -104,8 +109,10 @@ def annotate_file(
         annotate(
             adata,
             tissue=tissue,
+            reference=reference,
             plugins=plugins,
             model=model,
+            experts=experts,
             groupby=groupby,
             majority_voting=majority_voting,
         )
@@ -115,7 +122,8 @@ def annotate_file(
         if groupby is not None and groupby not in source.adata.obs:
             msg = f"groupby={groupby!r} is not an .obs column of {path.name}."
             raise InputDataError(msg)
-        return _stream(source, out, tissue, plugins, model, groupby, majority_voting, chunk_size)
+        kw = {"reference": reference, "plugins": plugins, "model": model, "experts": experts}
+        return _stream(source, out, tissue, kw, groupby, majority_voting, chunk_size)
 
 
 def _write_whole(adata: ad.AnnData, out: Path) -> None:
@@ -132,15 +140,16 @@ def _write_whole(adata: ad.AnnData, out: Path) -> None:
 def _decide_tissue(source: BackedH5ad, kw: dict) -> tuple[str | None, dict]:
     """The file's tissue, decided once on cells sampled across it (``None``: per chunk)."""
     sample = prepare(source.sample(TISSUE_SAMPLE), copy=True)
-    res = annotate_prepared(sample, **{**kw, "experts": ("reference", "markers")})
+    cheap = tuple(e for e in kw["experts"] if e != "plugin")
+    res = annotate_prepared(sample, **{**kw, "experts": cheap})
     decision = res.record["tissue"]
     tissue = decision["decision"] if decision["how"] == "dataset" else None
     return tissue or None, {"sample_cells": sample.n_obs, **decision}
 
 
-def _stream(source: BackedH5ad, out, tissue, plugins, model, groupby, majority_voting, chunk_size):
+def _stream(source: BackedH5ad, out, tissue, kw, groupby, majority_voting, chunk_size):
     path = source.path
-    kw = {"plugins": plugins, "model": model, "progress": False}
+    kw = {**kw, "progress": False}
     sampled = None
     if tissue is None and source.n_obs > chunk_size:
         tissue, sampled = _decide_tissue(source, kw)
@@ -178,9 +187,14 @@ def _stream(source: BackedH5ad, out, tissue, plugins, model, groupby, majority_v
     record["streamed"] = {
         "chunk_size": chunk_size,
         "tissue_sample": sampled or {},
-        "chunks": [
-            {"chunk": r["chunk"], "tissue": r["tissue"], "clusters": r["clusters"]} for r in records
-        ],
+        "chunks": {
+            str(r["chunk"]["index"]): {
+                "chunk": r["chunk"],
+                "tissue": r["tissue"],
+                "clusters": r["clusters"],
+            }
+            for r in records
+        },
     }
     record.pop("chunk", None)
     obsm = {OBSM_PROBS: np.vstack(probs)}
