@@ -17,9 +17,22 @@ from scagent.knowledge import cell_ontology, gene_table
 MALIGNANT_CL = "CL:0001064"
 
 # dataset in the atlas -> (source file, which of its cells belong in the human reference)
+def _kang_sample(obs: pd.DataFrame) -> np.ndarray:
+    """Kang et al.: at most 300 cells per (type, condition), drawn with seed 0 per group."""
+    rng = np.random.default_rng(0)
+    keep = np.zeros(len(obs), dtype=bool)
+    for _, idx in sorted(obs.groupby(["cell_type", "condition"], observed=True).indices.items()):
+        keep[rng.permutation(idx)[:300]] = True
+    return keep
+
+
 SOURCES = {
     "pbmc3k": ("pbmc3k_10x.h5ad", lambda obs: np.ones(len(obs), dtype=bool)),
-    "baron2016": ("baron_pancreas_subset.h5ad", lambda obs: (obs["species"] == "human").to_numpy()),
+    "kang2018": ("kang2018_pbmc_ifnb.h5ad", _kang_sample),
+    "baron2016_human": (
+        "baron2016_human_pancreas.h5ad",
+        lambda obs: np.ones(len(obs), dtype=bool),
+    ),
     "tirosh2016_oligodendroglioma": (
         "oligodendroglioma_tirosh2016.h5ad",
         lambda obs: ~obs["is_malignant"].astype(bool).to_numpy(),
@@ -28,7 +41,8 @@ SOURCES = {
 }
 EXPECTED_CELLS = {
     "pbmc3k": 2638,
-    "baron2016": 175,
+    "kang2018": 5658,
+    "baron2016_human": 2142,
     "tirosh2016_oligodendroglioma": 42,
     "wu2020": 200,
 }
@@ -72,12 +86,16 @@ def test_atlas_has_every_labelled_reference_cell(atlas, sources, dataset):
 
 
 def test_atlas_shape_and_columns(atlas):
-    assert atlas.n_obs == sum(EXPECTED_CELLS.values()) == 3055
+    assert atlas.n_obs == sum(EXPECTED_CELLS.values()) == 10_680
     assert set(REFERENCE_OBS) <= set(atlas.obs.columns)
     assert atlas.obs_names.is_unique
     assert atlas.var_names.is_unique
     assert (atlas.obs["species"] == "human").all()
-    assert set(atlas.uns["scagent_dataset"]["studies"]) == set(SOURCES)
+    # the Baron subset's mouse cells ship apart (mouse_pancreas), its study is listed too
+    assert set(atlas.uns["scagent_dataset"]["studies"]) == set(SOURCES) | {"baron2016"}
+    kang = atlas.obs[atlas.obs["dataset"] == "kang2018"]
+    assert set(kang["condition"]) == {"control", "IFN-beta stimulated"}
+    assert kang.groupby(["cell_type_original", "condition"], observed=True).size().max() == 300
 
 
 def test_atlas_genes_are_current_human_symbols(atlas):
@@ -147,10 +165,10 @@ def test_novel_type_example(atlas, sources):
     )
 
 
-def test_mouse_atlas(mouse_atlas, sources):
+def test_mouse_atlas(mouse_atlas, shared_data):
     assert mouse_atlas.n_obs == 175
     assert (mouse_atlas.obs["species"] == "mouse").all()
-    src = sources["baron2016"]
+    src = ad.read_h5ad(shared_data / "labelled" / "baron_pancreas_subset.h5ad")
     assert mouse_atlas.n_obs == int((src.obs["species"] == "mouse").sum())
     assert detect_gene_ids(mouse_atlas.var_names)[:2] == ("symbol", "mouse")
     assert set(mouse_atlas.obs["tissue"].astype(str)) == {"pancreas"}

@@ -1,3 +1,5 @@
+"""``sa.tl.annotate`` and ``sa.tl.annotate_file`` on small real references and queries."""
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -6,129 +8,205 @@ import pytest
 import scagent as sa
 from scagent.tl import _annotate_file
 
+KEYS = (
+    "scagent_tissue",
+    "scagent_tissue_confidence",
+    "scagent_cell_type",
+    "scagent_cell_type_ontology_id",
+    "scagent_confidence",
+    "scagent_agreement",
+    "scagent_cell_type_consensus",
+    "scagent_cluster",
+    "scagent_call_reference",
+    "scagent_prob_reference",
+    "scagent_call_markers",
+    "scagent_call_plugin",
+)
 
-def test_annotate_routes_cells_by_tissue(tiny_registry, reference):
-    adata = reference.copy()
-    sa.tl.annotate(adata, plugins=tiny_registry)
-    obs = adata.obs
-    for col in (
-        "scagent_tissue",
-        "scagent_tissue_confidence",
-        "scagent_cell_type",
-        "scagent_cell_type_ontology_id",
-        "scagent_confidence",
-    ):
-        assert col in obs
-    assert (obs["scagent_tissue"].astype(str) == obs["tissue"].astype(str)).mean() >= 0.8
-    blood_types = set(tiny_registry.load("blood").labels)
-    pancreas_types = set(tiny_registry.load("pancreas").labels)
-    for tissue, types in (("blood", blood_types), ("pancreas", pancreas_types)):
-        routed = obs["scagent_tissue"] == tissue
-        assert set(obs.loc[routed, "scagent_cell_type"].astype(str)) <= types
+
+@pytest.fixture(scope="module")
+def query(atlas, reference):
+    """Atlas cells of the reference's types that are not in the reference (raw counts)."""
+    obs = atlas.obs
+    types = set(reference.obs["cell_type"].astype(str))
+    tissues = set(reference.obs["tissue"].astype(str))
+    ok = obs["cell_type"].astype(str).isin(types) & obs["tissue"].astype(str).isin(tissues)
+    ok &= ~obs.index.isin(reference.obs_names)
+    ok &= obs["dataset"].isin(["pbmc3k", "baron2016_human"])
+    rng = np.random.default_rng(0)
+    pos = []
+    for _, idx in obs[ok].groupby(["tissue", "cell_type"], observed=True).indices.items():
+        pos.extend(np.flatnonzero(ok)[rng.permutation(idx)[:12]])
+    q = atlas[np.sort(pos)].copy()
+    return q
+
+
+@pytest.fixture(scope="module")
+def annotated(query, reference, tiny_registry, tmp_path_factory):
+    sa.settings.data_dir = tmp_path_factory.mktemp("home")
+    try:
+        return sa.tl.annotate(query, reference=reference, plugins=tiny_registry, copy=True)
+    finally:
+        sa.settings.data_dir = None
+
+
+def test_annotate_writes_every_documented_key(annotated, query):
+    obs = annotated.obs
+    for key in KEYS:
+        assert key in obs, key
     assert obs["scagent_confidence"].between(0, 1).all()
-    assert obs["scagent_tissue_confidence"].between(0, 1).all()
-    emb = adata.obsm["X_scagent_tuned"]
-    assert emb.shape == (adata.n_obs, 128)
-    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
-    onto = obs.loc[obs["scagent_cell_type"] == "B cell", "scagent_cell_type_ontology_id"]
-    assert (onto.astype(str) == "CL:0000236").all()
-    params = adata.uns["scagent"]["annotate"]
-    assert params["plugins"]["tissue"] == 1 and params["tissue"] == "assigned per cell"
-    assert params["model"] == "default"
+    assert obs["scagent_agreement"].between(0, 1).all()
+    rec = annotated.uns["scagent"]["annotate"]
+    probs = annotated.obsm["scagent_probabilities"]
+    assert probs.shape == (query.n_obs, len(rec["classes"]))
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-4)
+    assert set(obs["scagent_cell_type_ontology_id"].astype(str)) <= set(rec["classes"])
+    assert rec["tissue"]["how"] in ("dataset", "clusters", "across tissues")
+    assert set(rec["experts"]) == {"reference", "markers", "plugin"}
+    some = next(iter(rec["clusters"].values()))
+    assert {"cells", "call", "ontology_id", "experts", "markers", "mean_confidence"} <= set(some)
+    assert annotated.obsm["X_scagent_tuned"].shape == (query.n_obs, 128)
 
 
-def test_annotate_with_a_given_tissue_and_copy(tiny_registry, reference):
-    before = reference.obs.copy()
-    out = sa.tl.annotate(reference, tissue="pancreas", plugins=tiny_registry, copy=True)
-    pd.testing.assert_frame_equal(reference.obs, before)  # copy=True leaves the input alone
-    assert (out.obs["scagent_tissue"] == "pancreas").all()
-    assert (out.obs["scagent_tissue_confidence"] == 1).all()
-    assert set(out.obs["scagent_cell_type"].astype(str)) <= set(
-        tiny_registry.load("pancreas").labels
-    )
-    assert "tissue" not in out.uns["scagent"]["annotate"]["plugins"]
-    panc = out[out.obs["tissue"] == "pancreas"]
-    assert (
-        panc.obs["scagent_cell_type"].astype(str) == panc.obs["cell_type"].astype(str)
-    ).mean() > 0.5
+def test_calls_are_right_on_cells_the_reference_never_saw(annotated, query):
+    truth = query.obs["cell_type_ontology_term_id"].astype(str)
+    got = annotated.obs["scagent_cell_type_ontology_id"].astype(str)
+    assert (got == truth).mean() > 0.8
+    # a B cell is a B cell, a beta cell a beta cell
+    for t in ("CL:0000236", "CL:0000169"):
+        assert (got[truth == t] == t).mean() > 0.8
 
 
-def test_unknown_tissue_lists_the_available_ones(tiny_registry, reference):
-    with pytest.raises(sa.InputDataError, match=r"Unknown tissue 'liver'.*\['blood', 'pancreas'\]"):
-        sa.tl.annotate(reference, tissue="liver", plugins=tiny_registry, copy=True)
+def test_a_given_tissue_restricts_the_classes(query, reference, tiny_registry, tmp_path):
+    sa.settings.data_dir = tmp_path
+    try:
+        panc = query[query.obs["tissue"] == "pancreas"].copy()
+        before = panc.obs.copy()
+        out = sa.tl.annotate(
+            panc, tissue="pancreas", reference=reference, plugins=tiny_registry, copy=True
+        )
+        pd.testing.assert_frame_equal(panc.obs, before)  # copy=True leaves the input alone
+        assert (out.obs["scagent_tissue"] == "pancreas").all()
+        allowed = set(reference.obs.loc[reference.obs["tissue"] == "pancreas", "cell_type"])
+        assert set(out.obs["scagent_cell_type"].astype(str)) <= allowed
+        with pytest.raises(sa.InputDataError, match=r"Unknown tissue 'liver'.*blood"):
+            sa.tl.annotate(panc, tissue="liver", reference=reference, copy=True)
+    finally:
+        sa.settings.data_dir = None
 
 
-def test_majority_vote_by_column_and_over_clustering(tiny_registry, reference):
-    adata = reference.copy()
-    adata.obs["cluster"] = adata.obs["cell_type"].astype(str)
-    sa.tl.annotate(adata, plugins=tiny_registry, groupby="cluster")
-    assert "scagent_cell_type_per_cell" in adata.obs
-    per_group = adata.obs.groupby("cluster", observed=True)["scagent_cell_type"].nunique()
-    assert (per_group == 1).all()
-    vote = adata.uns["scagent"]["annotate"]["vote"]
-    assert vote["groupby"] == "cluster" and vote["n_groups"] == adata.obs["cluster"].nunique()
-    sa.tl.annotate(adata, plugins=tiny_registry, majority_voting=True)
-    assert adata.obs["scagent_vote_group"].nunique() >= 2
-    with pytest.raises(sa.InputDataError, match="groupby='nope'"):
-        sa.tl.annotate(adata, plugins=tiny_registry, groupby="nope", copy=True)
+def test_experts_can_be_chosen_but_the_reference_is_needed(query, reference, tmp_path):
+    sa.settings.data_dir = tmp_path
+    try:
+        out = sa.tl.annotate(
+            query, reference=reference, experts=("reference", "markers"), copy=True
+        )
+        assert "scagent_call_plugin" not in out.obs and "X_scagent_tuned" not in out.obsm
+        with pytest.raises(sa.InputDataError, match="reference expert is needed"):
+            sa.tl.annotate(query, reference=reference, experts=("markers",), copy=True)
+        with pytest.raises(sa.InputDataError, match="Unknown experts"):
+            sa.tl.annotate(query, reference=reference, experts=("oracle",), copy=True)
+    finally:
+        sa.settings.data_dir = None
 
 
-def test_bad_input_is_refused_before_any_work(tiny_registry, reference):
+def test_majority_vote_stays_within_one_tissue(query, reference, tmp_path):
+    sa.settings.data_dir = tmp_path
+    try:
+        adata = query.copy()
+        adata.obs["cluster"] = "all"  # one group: votes must still not cross tissues
+        sa.tl.annotate(
+            adata,
+            reference=reference,
+            experts=("reference", "markers"),
+            groupby="cluster",
+            majority_voting=True,
+        )
+        per = adata.obs.groupby("scagent_tissue", observed=True)["scagent_cell_type"].nunique()
+        assert (per == 1).all()
+        assert adata.obs["scagent_tissue"].nunique() == adata.uns["scagent"]["annotate"]["vote"][
+            "n_groups"
+        ]
+        assert "scagent_cell_type_per_cell" in adata.obs
+        with pytest.raises(sa.InputDataError, match="groupby='nope'"):
+            sa.tl.annotate(adata, reference=reference, groupby="nope", copy=True)
+    finally:
+        sa.settings.data_dir = None
+
+
+def test_bad_input_is_refused_before_any_work(reference):
     scaled = reference.copy()
     sa.pp.prepare(scaled)
     X = scaled.layers["scagent_log1p_cp10k"].toarray()
     scaled = ad.AnnData((X - X.mean(0)) / (X.std(0) + 1e-6), obs=scaled.obs, var=scaled.var)
     with pytest.raises(sa.InputDataError, match="scaled"):
-        sa.tl.annotate(scaled, plugins=tiny_registry, copy=True)
+        sa.tl.annotate(scaled, reference=reference, copy=True)
     unknown_genes = ad.AnnData(
         reference.X.copy(), var=pd.DataFrame(index=[f"gene{i}" for i in range(reference.n_vars)])
     )
     with pytest.raises(sa.InputDataError, match="gene"):
-        sa.tl.annotate(unknown_genes, plugins=tiny_registry, copy=True)
+        sa.tl.annotate(unknown_genes, reference=reference, copy=True)
 
 
-def test_annotate_file_streams_in_chunks_and_matches_memory(tiny_registry, reference, tmp_path):
-    src = tmp_path / "in.h5ad"
-    reference.write_h5ad(src)
-    out = tmp_path / "out.h5ad"
-    table = sa.tl.annotate_file(src, out, plugins=tiny_registry, chunk_size=10)
-    assert table["cells"].sum() == reference.n_obs
-    assert list(table.columns) == ["tissue", "cell_type", "cells", "mean_confidence"]
-    got = ad.read_h5ad(out)
-    want = sa.tl.annotate(reference, plugins=tiny_registry, copy=True)
-    assert list(got.obs_names) == list(reference.obs_names)
-    pd.testing.assert_series_equal(
-        got.obs["scagent_cell_type"].astype(str), want.obs["scagent_cell_type"].astype(str)
-    )
-    np.testing.assert_allclose(got.obsm["X_scagent_tuned"], want.obsm["X_scagent_tuned"], atol=1e-5)
-    assert (got.X != reference.X).nnz == 0  # the data travel unchanged
-    assert "cell_type" in got.obs and got.uns["scagent"]["annotate"]["streamed_chunk_size"] == 10
+def test_annotate_file_streams_in_chunks(query, reference, tiny_registry, tmp_path, monkeypatch):
+    sa.settings.data_dir = tmp_path / "home"
+    try:
+        src = tmp_path / "in.h5ad"
+        query.write_h5ad(src)
+        out = tmp_path / "out.h5ad"
+        table = sa.tl.annotate_file(
+            src, out, reference=reference, plugins=tiny_registry, chunk_size=40
+        )
+        assert table["cells"].sum() == query.n_obs
+        assert list(table.columns) == ["tissue", "cell_type", "cells", "mean_confidence"]
+        got = ad.read_h5ad(out)
+        assert list(got.obs_names) == list(query.obs_names)
+        assert (got.X != query.X).nnz == 0  # the data travel unchanged
+        rec = got.uns["scagent"]["annotate"]
+        assert rec["streamed"]["chunk_size"] == 40 and len(rec["streamed"]["chunks"]) >= 2
+        assert got.obsm["scagent_probabilities"].shape[0] == query.n_obs
+        truth = query.obs["cell_type_ontology_term_id"].astype(str).to_numpy()
+        got_ids = got.obs["scagent_cell_type_ontology_id"].astype(str).to_numpy()
+        assert (got_ids == truth).mean() > 0.7
+    finally:
+        sa.settings.data_dir = None
 
 
-def test_annotate_file_failure_leaves_no_output(tiny_registry, reference, tmp_path, monkeypatch):
-    src = tmp_path / "in.h5ad"
-    reference.write_h5ad(src)
-    real = _annotate_file.annotate_matrix
-    calls = []
+def test_annotate_file_failure_leaves_no_output(query, reference, tmp_path, monkeypatch):
+    sa.settings.data_dir = tmp_path / "home"
+    try:
+        src = tmp_path / "in.h5ad"
+        query.write_h5ad(src)
+        real = _annotate_file.annotate_prepared
+        calls = []
 
-    def flaky(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("killed")
-        return real(*args, **kwargs)
+        def flaky(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("killed")
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(_annotate_file, "annotate_matrix", flaky)
-    with pytest.raises(RuntimeError, match="killed"):
-        sa.tl.annotate_file(src, tmp_path / "out.h5ad", plugins=tiny_registry, chunk_size=10)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.h5ad"]
+        monkeypatch.setattr(_annotate_file, "annotate_prepared", flaky)
+        with pytest.raises(RuntimeError, match="killed"):
+            sa.tl.annotate_file(
+                src,
+                tmp_path / "out.h5ad",
+                reference=reference,
+                experts=("reference", "markers"),
+                tissue="blood",
+                chunk_size=40,
+            )
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "in.h5ad"]
+    finally:
+        sa.settings.data_dir = None
 
 
-def test_annotate_file_errors(tiny_registry, reference, tmp_path):
+def test_annotate_file_errors(reference, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         sa.tl.annotate_file(tmp_path / "missing.h5ad", tmp_path / "o.h5ad")
     src = tmp_path / "in.h5ad"
     reference.write_h5ad(src)
     with pytest.raises(sa.InputDataError, match=r"must be an \.h5ad"):
-        sa.tl.annotate_file(src, tmp_path / "o.csv", plugins=tiny_registry)
+        sa.tl.annotate_file(src, tmp_path / "o.csv")
     with pytest.raises(sa.InputDataError, match="overwrite the input"):
-        sa.tl.annotate_file(src, src, plugins=tiny_registry)
+        sa.tl.annotate_file(src, src)

@@ -1,4 +1,10 @@
-"""The shipped encoder and plugins on real files: every labelled file and pbmc68k_reduced."""
+"""The shipped defaults (atlas, encoder, plugins, fusion) on real files.
+
+Quality is only asserted on cells the shipped reference and plugins never saw:
+scanpy's pbmc68k_reduced (another study), the Kang et al. cells left out of the atlas's
+sample, and the human cells of the small Baron subset that the full Baron file lacks. On the
+other labelled files only the plumbing is checked (their cells are in the reference).
+"""
 
 import anndata as ad
 import numpy as np
@@ -6,10 +12,13 @@ import pytest
 import scanpy as sc
 
 import scagent as sa
+from scagent.bench._ontoscore import call_is_right, lineage
+from scagent.bench._tasks import PBMC68K_LABELS
 from scagent.plugins import PluginRegistry, shipped_plugins_path
 
 LABELLED = [
-    "baron_pancreas_subset.h5ad",
+    "baron2016_human_pancreas.h5ad",
+    "kang2018_pbmc_ifnb.h5ad",
     "oligodendroglioma_tirosh2016.h5ad",
     "pbmc3k_10x.h5ad",
     "wu2020_tcells.h5ad",
@@ -30,43 +39,66 @@ def test_shipped_plugins_cover_every_atlas_tissue(atlas):
 @pytest.mark.parametrize("name", LABELLED)
 def test_annotate_every_labelled_file(shared_data, name, tmp_path):
     path = shared_data / "labelled" / name
+    small = ad.read_h5ad(path)
+    small = small[:: max(1, small.n_obs // 300)].copy()
+    src = tmp_path / "in.h5ad"
+    small.write_h5ad(src)
     out = tmp_path / "out.h5ad"
-    table = sa.tl.annotate_file(path, out, plugins=SHIPPED)
-    got = ad.read_h5ad(out, backed="r")
-    assert table["cells"].sum() == got.n_obs
+    table = sa.tl.annotate_file(src, out)
+    got = ad.read_h5ad(out)
+    assert table["cells"].sum() == got.n_obs == small.n_obs
     obs = got.obs
     assert obs["scagent_confidence"].between(0, 1).all()
-    assert set(obs["scagent_tissue"].astype(str)) <= set(SHIPPED.tissues())
-    got.file.close()
-    # with a tissue given: that plugin for every cell
-    small = sa.read(path)[:200].copy()
-    tissue = {"baron": "pancreas", "oligo": "brain", "pbmc3k": "blood", "wu2020": "lung"}
-    t = next(v for k, v in tissue.items() if name.startswith(k))
-    sa.tl.annotate(small, tissue=t, plugins=SHIPPED)
-    assert (small.obs["scagent_tissue"] == t).all()
-    assert set(small.obs["scagent_cell_type"].astype(str)) <= set(SHIPPED.load(t).labels)
+    rec = got.uns["scagent"]["annotate"]
+    assert set(obs["scagent_cell_type_ontology_id"].astype(str)) <= set(rec["classes"])
+    expected = {"baron": "pancreas", "kang": "blood", "pbmc3k": "blood", "wu2020": "blood"}
+    for prefix, tissue in expected.items():
+        if name.startswith(prefix):
+            assert (obs["scagent_tissue"].astype(str) == tissue).mean() > 0.8
 
 
-def test_pbmc68k_reduced_uses_raw_and_goes_to_blood():
-    adata = sc.datasets.pbmc68k_reduced()  # X is scaled; .raw holds log-normalised values
-    sa.tl.annotate(adata, plugins=SHIPPED)
+def test_pbmc68k_reduced_coarse_calls_are_right():
+    """The README's main job: another study, 765 genes, scaled X with log-normalised .raw."""
+    adata = sc.datasets.pbmc68k_reduced()
+    sa.tl.annotate(adata)
+    truth = adata.obs["bulk_labels"].astype(str).map(PBMC68K_LABELS).fillna("").to_numpy()
+    pred = adata.obs["scagent_cell_type_ontology_id"].astype(str).to_numpy()
+    keep = truth != ""
+    lineages = [lineage(t) == lineage(p) for t, p in zip(truth[keep], pred[keep])]
+    assert np.mean(lineages) > 0.85
+    for label, want in (("CD19+ B", "B cell"), ("CD56+ NK", "NK cell"), ("CD14+ Monocyte", "monocyte")):
+        rows = (adata.obs["bulk_labels"] == label).to_numpy()
+        assert np.mean([lineage(p) == want for p in pred[rows]]) > 0.8, label
     assert (adata.obs["scagent_tissue"] == "blood").mean() > 0.9
-    assert adata.obsm["X_scagent_tuned"].shape == (700, 128)
-    nk = adata.obs["bulk_labels"] == "CD56+ NK"
-    assert (adata.obs.loc[nk, "scagent_cell_type"] == "natural killer cell").mean() > 0.6
-    mono = adata.obs["bulk_labels"] == "CD14+ Monocyte"
-    assert (
-        adata.obs.loc[mono, "scagent_cell_type"].astype(str).str.contains("monocyte").mean() > 0.6
-    )
-    sa.tl.annotate(adata, tissue="blood", plugins=SHIPPED)
-    assert (adata.obs["scagent_tissue"] == "blood").all()
-    assert np.isfinite(adata.obsm["X_scagent_tuned"]).all()
+
+
+def test_kang_cells_outside_the_atlas(shared_data, atlas):
+    kang = ad.read_h5ad(shared_data / "labelled" / "kang2018_pbmc_ifnb.h5ad")
+    seen = {n.split(":", 1)[1] for n in atlas.obs_names if n.startswith("kang2018:")}
+    unseen = kang[~kang.obs_names.isin(seen)]
+    query = unseen[:: max(1, unseen.n_obs // 600)].copy()
+    ids = {
+        "CD14 Mono": "CL:0001054",
+        "CD16 Mono": "CL:0002396",
+        "CD4 Naive T": "CL:0000895",
+        "CD4 Memory T": "CL:0000897",
+        "CD8 T": "CL:0000625",
+        "T activated": "CL:0000084",
+        "NK": "CL:0000623",
+        "B": "CL:0000236",
+        "B Activated": "CL:0000236",
+        "DC": "CL:0000451",
+    }
+    truth = query.obs["cell_type"].astype(str).map(ids).to_numpy()
+    sa.tl.annotate(query)
+    pred = query.obs["scagent_cell_type_ontology_id"].astype(str).to_numpy()
+    classes = query.uns["scagent"]["annotate"]["classes"]
+    assert call_is_right(truth, pred, classes).mean() > 0.8
 
 
 def test_mouse_cells_are_read_through_human_orthologues(mouse_atlas):
     adata = mouse_atlas.copy()
-    sa.tl.annotate(adata, tissue="pancreas", plugins=SHIPPED)
-    assert adata.uns["scagent"]["annotate"]["n_genes_in_vocab"] > 10_000
-    truth = adata.obs["cell_type"].astype(str)
-    hits = (adata.obs["scagent_cell_type"].astype(str) == truth).mean()
-    assert hits > 1 / 5  # better than chance among the five pancreas classes
+    sa.tl.annotate(adata, tissue="pancreas")
+    truth = adata.obs["cell_type_ontology_term_id"].astype(str).to_numpy()
+    pred = adata.obs["scagent_cell_type_ontology_id"].astype(str).to_numpy()
+    assert (truth == pred).mean() > 0.6  # five classes; mouse cells against a human reference

@@ -11,17 +11,29 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ._annotation import annotation_suite
+from ._crossstudy import crossstudy_suite
 from ._encoder import encoder_suite
 from ._plugins import plugins_suite
 from ._report import Section, write_report
+from ._speed import speed_suite
 
 __all__ = ["SUITES", "Section", "run"]
 
 SUITES: dict[str, Callable[..., Section]] = {
+    "crossstudy": crossstudy_suite,
     "annotation": annotation_suite,
     "encoder": encoder_suite,
     "plugins": plugins_suite,
+    "speed": speed_suite,
 }
+#: Section titles in the order the report lists them.
+ORDER = [
+    "Cross-study annotation",
+    "Speed and scale",
+    "Cell-type annotation",
+    "Foundation encoder",
+    "MoE-LoRA plugins",
+]
 
 
 def run(
@@ -57,4 +69,4 @@ def run(
         msg = f"Unknown benchmark suite(s) {unknown}; available: {sorted(SUITES)}."
         raise ValueError(msg)
     sections = [SUITES[n](seed=seed, quick=quick) for n in names]
-    return write_report(sections, Path(out), command=command)
+    return write_report(sections, Path(out), command=command, order=ORDER)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 
 import anndata as ad
 import numpy as np
@@ -11,16 +10,14 @@ from anndata import AnnData
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
-from .._constants import LAYER_LOG1P, OBSM_EMBED, OBSM_EMBED_TUNED
-from ..plugins import PluginRegistry, train_plugin
+from .._constants import LAYER_LOG1P, OBSM_EMBED
+from ..plugins import PluginRegistry
 from ..pp import prepare
-from ..tl import annotate, embed
-from ._metrics import scores
+from ..tl import embed
 from ._mixing import ilisi
-from ._peers import KNNPCAPeer, LogRegPeer, MLPPeer, Peer
-from ._scagent_peers import as_model_input, quick_config
+from ._scagent_peers import as_model_input
 
-__all__ = ["baron_donor_rows", "mixing_rows", "pbmc68k", "pbmc68k_rows"]
+__all__ = ["label_purity", "mixing_rows", "pbmc68k"]
 
 logger = logging.getLogger("scagent")
 
@@ -53,93 +50,6 @@ def pbmc68k() -> AnnData:
     return out
 
 
-def _restrict(train: AnnData, genes) -> AnnData:
-    shared = train.var_names.intersection(genes)
-    return train[:, shared].copy()
-
-
-def pbmc68k_rows(
-    atlas: AnnData, train_pos: np.ndarray, registry: PluginRegistry, *, seed: int, quick: bool
-) -> list[dict]:
-    """A whole dataset held out: pbmc68k_reduced annotated by models trained on the atlas split.
-
-    scagent uses its plugins as they are (tissue assigned per cell, and with the blood plugin
-    given); peers are retrained on the training cells restricted to the 765 genes the query
-    measured, as a user of those tools would have to.
-    """
-    query = pbmc68k()
-    train = atlas[train_pos]
-    scorable = query.obs["cell_type"].isin(set(train.obs["cell_type"].astype(str))).to_numpy()
-    truth = query.obs["cell_type"].astype(str).to_numpy()
-    rows = []
-
-    def add(method: str, pred: np.ndarray) -> None:
-        row = {"protocol": "held-out dataset: pbmc68k_reduced", "genes": "query's 765"}
-        tissues = ["blood"] * int(scorable.sum())
-        row.update(method=method, **scores(truth[scorable], pred[scorable], tissues))
-        row["coverage"] = float(scorable.mean())
-        rows.append(row)
-
-    for tissue in (None, "blood"):
-        q = as_model_input(query)
-        annotate(q, tissue=tissue, plugins=registry)
-        label = "scagent" + (" (tissue=blood)" if tissue else " (tissue assigned)")
-        add(label, q.obs["scagent_cell_type"].astype(str).to_numpy())
-        if tissue is None:
-            rows[-1]["tissue_accuracy"] = float((q.obs["scagent_tissue"] == "blood").mean())
-    small = _restrict(train, query.var_names)
-    peers: tuple[type[Peer], ...] = (LogRegPeer, KNNPCAPeer, MLPPeer)
-    for peer_cls in peers:
-        peer = peer_cls(seed=seed, quick=quick)
-        peer.fit(small, small.obs["cell_type"].astype(str).to_numpy())
-        add(peer.row_name(""), np.asarray(peer.predict(query[:, small.var_names], ""), dtype=str))
-    return rows
-
-
-def baron_donor_rows(atlas: AnnData, *, seed: int, quick: bool) -> list[dict]:
-    """Leave-one-donor-out on the four Baron pancreas donors: a pancreas plugin and peers
-    trained on three donors annotate the fourth."""
-    panc = atlas[atlas.obs["tissue"].astype(str) == "pancreas"]
-    donors = sorted(panc.obs["donor"].astype(str).unique())
-    if quick:
-        donors = donors[:1]
-    preds: dict[str, list] = {}
-    truth = []
-    for donor in donors:
-        held = (panc.obs["donor"].astype(str) == donor).to_numpy()
-        train, test = panc[~held].copy(), panc[held].copy()
-        labels = train.obs["cell_type"].astype(str).to_numpy()
-        truth.append(test.obs["cell_type"].astype(str).to_numpy())
-        plugin = train_plugin(
-            as_model_input(train),
-            label_key="cell_type",
-            tissue="pancreas",
-            config=quick_config(quick),
-            seed=seed,
-            progress=False,
-        )
-        reg = PluginRegistry([tempfile.mkdtemp(prefix="scagent-bench-baron-")])
-        reg.save(plugin)
-        q = as_model_input(test)
-        annotate(q, tissue="pancreas", plugins=reg)
-        preds.setdefault("scagent (pancreas plugin)", []).append(
-            q.obs["scagent_cell_type"].astype(str).to_numpy()
-        )
-        for peer_cls in (LogRegPeer, KNNPCAPeer, MLPPeer):
-            peer = peer_cls(seed=seed, quick=quick)
-            peer.fit(train, labels)
-            preds.setdefault(peer.row_name(""), []).append(
-                np.asarray(peer.predict(test, ""), dtype=str)
-            )
-    y = np.concatenate(truth)
-    rows = []
-    for method, parts in preds.items():
-        row = {"protocol": "leave-one-donor-out: Baron pancreas", "genes": "union"}
-        row.update(method=method, **scores(y, np.concatenate(parts), ["pancreas"] * len(y)))
-        rows.append(row)
-    return rows
-
-
 def label_purity(X: np.ndarray, labels, k: int = 15) -> float:
     """Mean share of each cell's k nearest neighbours that carry its label."""
     labels = np.asarray(labels)
@@ -148,7 +58,17 @@ def label_purity(X: np.ndarray, labels, k: int = 15) -> float:
     return float((labels[idx] == labels[:, None]).mean())
 
 
-def mixing_rows(atlas: AnnData, registry: PluginRegistry, *, seed: int) -> list[dict]:
+def _tuned(adata: AnnData, encoder, registry: PluginRegistry, tissue: str) -> np.ndarray:
+    """``X_scagent_tuned`` of every cell through ``tissue``'s plugin."""
+    from ..experts import plugin_expert
+    from ..models import model_input
+
+    X, ids, _ = model_input(adata, encoder)
+    _, emb = plugin_expert(X, ids, encoder, registry, np.full(adata.n_obs, tissue), progress=False)
+    return emb
+
+
+def mixing_rows(atlas: AnnData, registry: PluginRegistry, encoder, *, seed: int) -> list[dict]:
     """iLISI (batch mixing, 0..1) and kNN type purity of PCA, ``X_scagent`` and
     ``X_scagent_tuned`` where the same types come from different batches."""
     query = pbmc68k()
@@ -172,8 +92,8 @@ def mixing_rows(atlas: AnnData, registry: PluginRegistry, *, seed: int) -> list[
     rows = []
     for name, data, tissue in settings:
         q = as_model_input(data)
-        embed(q)
-        annotate(q, tissue=tissue, plugins=registry)
+        embed(q, model=encoder)
+        tuned = _tuned(q, encoder, registry, tissue)
         n_comps = min(50, data.n_obs - 1, data.n_vars - 1)
         pca = PCA(n_components=n_comps, random_state=seed).fit_transform(
             data.X.toarray() if hasattr(data.X, "toarray") else data.X
@@ -181,7 +101,7 @@ def mixing_rows(atlas: AnnData, registry: PluginRegistry, *, seed: int) -> list[
         for space, X in (
             ("PCA (50)", pca),
             ("X_scagent (pretrained)", q.obsm[OBSM_EMBED]),
-            (f"X_scagent_tuned ({tissue} plugin)", q.obsm[OBSM_EMBED_TUNED]),
+            (f"X_scagent_tuned ({tissue} plugin)", tuned),
         ):
             rows.append(
                 {

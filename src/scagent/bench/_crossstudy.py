@@ -20,7 +20,8 @@ from sklearn.metrics import f1_score
 
 from .._settings import settings
 from ..datasets import reference_atlas
-from ..experts import EXPERTS, alone, fit_fusion, fuse
+from ..experts import alone, fit_fusion, fuse
+from ..experts._fusion import OPINIONS
 from ..plugins import expected_calibration_error
 from ._ontoscore import call_is_right, lineage, scorable
 from ._peers import CellTypistPeer, KNNPCAPeer, LogRegPeer
@@ -83,7 +84,7 @@ def fused_predictions(runs: list[TaskRun]) -> dict[str, dict[str, tuple]]:
             classes = np.asarray(ev.classes, dtype=object)
             fused = fuse(ev, params)
             rows = {SCAGENT: (classes[fused.call], fused.confidence)}
-            for name in EXPERTS:
+            for name in OPINIONS:
                 Pe = alone(ev, name, params.temperatures.get(name, 1.0))
                 if Pe is None:
                     continue

@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from .._constants import LAYER_LOG1P, OBSM_EMBED
 from .._settings import settings
 from ..datasets import reference_atlas
-from ..models import Encoder, load_encoder
+from ..models import Encoder
 from ..nn import TransformerModel
 from ..pp import prepare
 from ..tl import embed
@@ -105,16 +105,18 @@ def encoder_suite(*, seed: int = 0, quick: bool = False) -> Section:
     labels = adata.obs["cell_type"].astype(str).to_numpy()
     tissues = adata.obs["tissue"].astype(str).to_numpy()
     fold = stratified_split(adata.obs, seed=seed)
+    from ._crossstudy import _bench_encoder
+
+    enc, note = _bench_encoder()
     section = Section(
         "Foundation encoder",
         "Cell-type probes on the bundled atlas (same stratified 80/20 split as the annotation "
-        "benchmark) from three representations: the shipped pretrained encoder "
-        "(`X_scagent`), an encoder of the same size and vocabulary with random weights, and "
-        "PCA (50 components, fitted on the training cells) of log1p(CP10k). Linear probe: "
-        "standardised features, logistic regression; kNN: 15 neighbours, Euclidean.",
+        f"benchmark) from three representations: the {note} (`X_scagent`), an encoder of "
+        "the same size and vocabulary with random weights, and PCA (50 components, fitted on "
+        "the training cells) of log1p(CP10k). Linear probe: standardised features, logistic "
+        "regression; kNN: 15 neighbours, Euclidean.",
     )
-    enc = load_encoder("default")
-    embed(adata)
+    embed(adata, model=enc)
     section.rows += _probe_rows(
         "pretrained encoder", adata.obsm[OBSM_EMBED], labels, tissues, fold, seed
     )
@@ -126,9 +128,9 @@ def encoder_suite(*, seed: int = 0, quick: bool = False) -> Section:
     section.rows += _probe_rows("PCA-50", Zp, labels, tissues, fold, seed)
     cfg = enc.model.cfg
     section.notes.append(
-        f"Default encoder: d_model {cfg.d_model}, {cfg.nlayers} layers, {cfg.nhead} heads, "
+        f"Encoder: d_model {cfg.d_model}, {cfg.nlayers} layers, {cfg.nhead} heads, "
         f"d_hid {cfg.d_hid}, {enc.max_len} tokens per cell, {len(enc.vocab) - 3:,} genes, "
-        f"{sum(p.numel() for p in enc.model.parameters()):,} parameters."
+        f"{enc.n_parameters:,} parameters (the shipped default has the same shape)."
     )
     by = {r["method"]: r["macro_f1"] for r in section.rows}
     for probe in ("linear probe", "kNN (k=15)"):

@@ -34,7 +34,7 @@ __all__ = ["TaskRun", "peer_predictions", "run_experts", "targets_for"]
 logger = logging.getLogger("scagent")
 
 #: Bump when the evidence a task produces changes meaning.
-EVIDENCE_VERSION = 1
+EVIDENCE_VERSION = 2
 
 
 @dataclass

@@ -107,16 +107,15 @@ def _reference_per_tissue(X, genes, ref, decision: TissueDecision, global_call: 
         names.update(zip(c.terms, c.names))
     n = len(decision.per_cell)
     P = np.zeros((n, len(terms)), dtype=np.float32)
-    sim = np.zeros(n, dtype=np.float32)
+    extra = {k: np.zeros(n, dtype=np.float32) for k in global_call.cell_info}
     col = {t: i for i, t in enumerate(terms)}
     for t, rows in probs.items():
         c = calls[t]
         P[np.ix_(rows, [col[x] for x in c.terms])] = c.probs
-        sim[rows] = c.cell_info["reference_similarity"]
+        for k in extra:
+            extra[k][rows] = c.cell_info[k]
     info = {t: c.info for t, c in calls.items()}
-    return ExpertCall(
-        "reference", P, terms, [names[t] for t in terms], info, {"reference_similarity": sim}
-    )
+    return ExpertCall("reference", P, terms, [names[t] for t in terms], info, extra)
 
 
 def gather_evidence(
@@ -160,7 +159,7 @@ def gather_evidence(
     The gathered evidence.
     """
     from ..memory import ReferenceData, reference_data
-    from ._markers import marker_expert, tissue_evidence
+    from ._markers import marker_calls, tissue_evidence
 
     unknown = sorted(set(experts) - set(EXPERTS))
     if unknown or not experts:
@@ -219,7 +218,7 @@ def gather_evidence(
     if "markers" in experts:
         t = time.perf_counter()
         marker_tissue = decision.tissue if decision.how in ("given", "dataset") else None
-        calls["markers"] = marker_expert(
+        calls["markers"], calls["markers_cluster"] = marker_calls(
             X, genes, groups=structure.clusters, terms=classes, tissue=marker_tissue
         )
         seconds["markers"] = round(time.perf_counter() - t, 2)
@@ -240,7 +239,7 @@ def gather_evidence(
         allowed,
         probs,
         structure.graph,
-        {"reference_similarity": calls["reference"].cell_info["reference_similarity"]},
+        dict(calls["reference"].cell_info),
     )
     seconds["total"] = round(time.perf_counter() - t0, 2)
     return Gathered(ev, calls, decision, structure, tuned, notes, seconds)

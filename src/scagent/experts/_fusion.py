@@ -44,8 +44,10 @@ __all__ = [
     "smooth",
 ]
 
-#: Experts in the order the fusion reads them.
+#: Experts a user chooses among (``experts=`` of ``sa.tl.annotate``).
 EXPERTS = ("reference", "markers", "plugin")
+#: The opinions the fusion weighs: the marker expert speaks per cell and per cluster.
+OPINIONS = ("reference", "markers", "markers_cluster", "plugin")
 #: Lowest probability an expert's opinion counts with in pooling.
 FLOOR = 1e-3
 #: Smoothing weights tried when fitting.
@@ -136,9 +138,9 @@ def uninformed() -> FusionParams:
     """Equal weights, no smoothing, and the fused probability as confidence (before any
     fitting)."""
     return FusionParams(
-        weights=dict.fromkeys(EXPERTS, 1.0),
+        weights=dict.fromkeys(OPINIONS, 1.0),
         smoothing=0.0,
-        temperatures=dict.fromkeys(EXPERTS, 1.0),
+        temperatures=dict.fromkeys(OPINIONS, 1.0),
         confidence={
             "features": ["p_top"],
             "mean": [0.0],
@@ -157,18 +159,33 @@ def _normalise(logp: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
-def pool(ev: Evidence, weights: dict[str, float]) -> np.ndarray:
-    """Log-linear pooling of the experts within each cell's allowed classes."""
-    logp = np.zeros(ev.allowed.shape, dtype=np.float64)
-    for name, w in weights.items():
+def _log_opinions(ev: Evidence, names) -> dict[str, np.ndarray]:
+    """Each opinion's floored log-probabilities within the allowed classes (0 where the
+    expert has no opinion on a cell)."""
+    out = {}
+    for name in names:
         P = ev.probs.get(name)
-        if P is None or w == 0:
+        if P is None:
             continue
         valid = ~np.isnan(P).any(axis=1)
-        masked = np.where(ev.allowed[valid], P[valid], 0.0)
+        masked = np.where(ev.allowed & valid[:, None], np.nan_to_num(P), 0.0)
         masked /= np.maximum(masked.sum(axis=1, keepdims=True), 1e-12)
-        logp[valid] += w * np.log(np.maximum(masked, FLOOR))
-    return _normalise(logp, ev.allowed)
+        out[name] = np.where(valid[:, None], np.log(np.maximum(masked, FLOOR)), 0.0)
+    return out
+
+
+def _pool_logs(logs: dict[str, np.ndarray], weights: dict[str, float], allowed) -> np.ndarray:
+    logp = np.zeros(allowed.shape, dtype=np.float64)
+    for name, L in logs.items():
+        w = weights.get(name, 0.0)
+        if w:
+            logp += w * L
+    return _normalise(logp, allowed)
+
+
+def pool(ev: Evidence, weights: dict[str, float]) -> np.ndarray:
+    """Log-linear pooling of the experts within each cell's allowed classes."""
+    return _pool_logs(_log_opinions(ev, weights), weights, ev.allowed)
 
 
 def smooth(P: np.ndarray, graph: sp.csr_matrix, a: float, allowed: np.ndarray) -> np.ndarray:
@@ -226,7 +243,7 @@ def _features(ev: Evidence, P: np.ndarray, call: np.ndarray) -> dict[str, np.nda
     second = np.sort(P, axis=1)[:, -2] if P.shape[1] > 1 else np.zeros(n)
     votes, voters = np.zeros(n), np.zeros(n)
     feats = {"p_top": top, "log_p_top": np.log(np.maximum(top, 1e-6)), "margin": top - second}
-    for name in EXPERTS:
+    for name in OPINIONS:
         Pe = alone(ev, name)
         if Pe is None:
             feats[f"p_{name}"] = np.zeros(n)
@@ -238,9 +255,13 @@ def _features(ev: Evidence, P: np.ndarray, call: np.ndarray) -> dict[str, np.nda
     feats["agreement"] = np.divide(votes, voters, out=np.zeros(n), where=voters > 0)
     onehot = sp.csr_matrix((np.ones(n), (rows, call)), shape=P.shape)
     feats["neighbours_agree"] = np.asarray((ev.graph @ onehot).multiply(onehot).sum(axis=1)).ravel()
+    info = ev.cell_info
     feats["reference_similarity"] = np.asarray(
-        ev.cell_info.get("reference_similarity", np.ones(n)), dtype=float
+        info.get("reference_similarity", np.ones(n)), dtype=float
     )
+    # how much the query tells: genes shared with the reference, and detected in the cell
+    feats["log_panel_genes"] = np.log(np.maximum(info.get("panel_genes", np.ones(n)), 1.0))
+    feats["log_genes_detected"] = np.log1p(info.get("panel_genes_detected", np.zeros(n)))
     return feats
 
 
@@ -271,7 +292,7 @@ def _nll(P: np.ndarray, targets: np.ndarray) -> float:
 def fit_fusion(
     examples: list[tuple[Evidence, np.ndarray]],
     *,
-    experts: tuple[str, ...] = EXPERTS,
+    experts: tuple[str, ...] = OPINIONS,
     provenance: dict | None = None,
 ) -> FusionParams:
     """Learn pooling weights, smoothing, temperatures and the confidence model.
@@ -283,7 +304,7 @@ def fit_fusion(
         count as right for each cell (rows without any are not scored). Tasks weigh
         equally, whatever their size.
     experts
-        Experts to weigh.
+        Opinions to weigh (those absent from every task get weight 0).
     provenance
         Recorded in the result.
 
@@ -299,12 +320,13 @@ def fit_fusion(
         keep = targets.any(axis=1)
         if keep.any():
             data.append((ev, targets, keep))
+    logs = [_log_opinions(ev, experts) for ev, _, _ in data]
 
     def objective(w: np.ndarray, a: float) -> float:
         weights = dict(zip(experts, np.maximum(w, 0)))
         total = 0.0
-        for ev, targets, keep in data:
-            P = smooth(pool(ev, weights), ev.graph, a, ev.allowed)
+        for (ev, targets, keep), lg in zip(data, logs):
+            P = smooth(_pool_logs(lg, weights, ev.allowed), ev.graph, a, ev.allowed)
             total += _nll(P[keep], targets[keep])
         return total / len(data)
 
@@ -349,14 +371,19 @@ def fit_fusion(
     X, y, sw = np.vstack(X), np.concatenate(y), np.concatenate(sw)
     mean, scale = X.mean(axis=0), X.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
-    model = LogisticRegression(C=1.0, max_iter=2000)
-    model.fit((X - mean) / scale, y, sample_weight=sw * len(sw))
+    if len(np.unique(y)) < 2:  # every call right (or wrong): a constant, Laplace-smoothed
+        rate = (y.sum() + 1) / (len(y) + 2)
+        coef, intercept = np.zeros(len(names)), float(np.log(rate / (1 - rate)))
+    else:
+        model = LogisticRegression(C=1.0, max_iter=2000)
+        model.fit((X - mean) / scale, y, sample_weight=sw * len(sw))
+        coef, intercept = model.coef_[0], float(model.intercept_[0])
     params.confidence = {
         "features": names,
         "mean": mean.round(6).tolist(),
         "scale": scale.round(6).tolist(),
-        "coef": model.coef_[0].round(6).tolist(),
-        "intercept": round(float(model.intercept_[0]), 6),
+        "coef": coef.round(6).tolist(),
+        "intercept": round(intercept, 6),
     }
     params.provenance = {
         **(provenance or {}),

@@ -23,7 +23,13 @@ from .._errors import InputDataError
 from ..knowledge import cell_ontology, marker_parents, marker_sets, marker_table
 from ._base import ExpertCall
 
-__all__ = ["MarkerScores", "marker_expert", "score_markers", "tissue_evidence"]
+__all__ = [
+    "MarkerScores",
+    "marker_calls",
+    "marker_expert",
+    "score_markers",
+    "tissue_evidence",
+]
 
 METHODS = ("waggr", "ulm")
 _SHRINK = "__shrink__"
@@ -460,6 +466,53 @@ def marker_expert(
         }
     )
     return ExpertCall("markers", _softmax(A, scale), cand, names, info)
+
+
+def marker_calls(
+    X,
+    genes: Sequence[str],
+    *,
+    groups: Sequence,
+    terms: Sequence[str],
+    tissue: str | None = None,
+    scale: float = 40.0,
+    method: str = "ulm",
+    min_genes: int = 3,
+    specificity: float = 0.1,
+) -> tuple[ExpertCall, ExpertCall]:
+    """The marker expert twice from one scoring: per cell, and per cluster.
+
+    A cell's own markers name a rare type sitting inside a bigger cluster (a mast cell among
+    alpha cells); its cluster's markers are robust to the dropout of a lone cell. The fusion
+    weighs the two (named ``"markers"`` and ``"markers_cluster"``); a cell in which no marker
+    gene was detected has no per-cell opinion (a row of NaN).
+
+    Parameters are as in :func:`marker_expert`; ``groups`` and ``terms`` are required.
+    """
+    res = score_markers(
+        X,
+        genes,
+        kind="cell_type",
+        groups=groups,
+        method=method,
+        min_genes=min_genes,
+        tissue=tissue,
+        specificity=specificity,
+    )
+    cand = list(dict.fromkeys(terms))
+    co = cell_ontology()
+    table = marker_table()
+    labels = dict(zip(table["term"], table["term_label"]))
+    names = [co.label(t) if t in co else labels.get(t, t) for t in cand]
+    A, how = _to_candidates(res.cells, cand)
+    codes = pd.Index(res.groups.index).get_indexer(np.asarray(groups))
+    G = _to_candidates(res.groups, cand)[0][codes]
+    info = {**res.info, "scale": float(scale), "skipped": res.skipped, "candidates": how}
+    cell = ExpertCall("markers", _softmax(A, scale), cand, names, {**info, "level": "cell"})
+    cluster = ExpertCall(
+        "markers_cluster", _softmax(G, scale), cand, names, {**info, "level": "cluster"}
+    )
+    return cell, cluster
 
 
 def tissue_evidence(

@@ -416,5 +416,9 @@ def reference_expert(
         list(model.terms),
         list(model.names),
         info,
-        {"reference_similarity": model.similarity(F)},
+        {
+            "reference_similarity": model.similarity(F),
+            "panel_genes_detected": np.diff(F.indptr).astype(np.float32),
+            "panel_genes": np.full(F.shape[0], len(model.genes), dtype=np.float32),
+        },
     )
