@@ -86,7 +86,12 @@ def tiny_config() -> TrainConfig:
     No validation split, so the last fine-tuning epoch is kept (adapters are non-zero).
     """
     return TrainConfig(
-        probe_epochs=30, max_epochs=3, batch_size=16, min_steps_per_epoch=4, val_fraction=0
+        probe_epochs=30,
+        max_epochs=3,
+        batch_size=16,
+        min_steps_per_epoch=4,
+        val_fraction=0,
+        min_finetune_cells=1,
     )
 
 

@@ -15,7 +15,7 @@ def split(atlas):
     obs = atlas.obs
     rng = np.random.default_rng(0)
     pick = []
-    for (tissue, t), idx in obs.groupby(["tissue", "cell_type"], observed=True).indices.items():
+    for (tissue, _t), idx in obs.groupby(["tissue", "cell_type"], observed=True).indices.items():
         if tissue in ("blood", "pancreas") and len(idx) >= 20:
             pick.extend(rng.permutation(idx)[:40])
     pick = rng.permutation(pick)
@@ -74,7 +74,7 @@ def test_renormalisation_over_the_shared_genes():
 def test_unmeasured_genes_are_filled_without_labels(atlas):
     ref = atlas[atlas.obs["dataset"].isin(["kang2018", "pbmc3k"]).to_numpy()][::20].copy()
     only_pbmc3k = ref.var_names[ref.var["measured_in_pbmc3k"] & ~ref.var["measured_in_kang2018"]]
-    panel = np.asarray(list(only_pbmc3k[:5]) + ["CD3E", "LYZ", "MS4A1"])
+    panel = np.asarray([*list(only_pbmc3k[:5]), "CD3E", "LYZ", "MS4A1"])
     F = _training_matrix(ref, panel).toarray()
     kang = (ref.obs["dataset"] == "kang2018").to_numpy()
     filled = F[kang][:, :5]

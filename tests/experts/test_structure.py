@@ -16,9 +16,7 @@ def test_clusters_follow_cell_types_and_the_graph_is_row_normalised(atlas):
     assert 3 <= s.info["n_clusters"] <= 30
     # clusters are nearly pure in the broad types
     broad = pbmc.obs["cell_type"].astype(str).str.replace(r"(naive|memory) ", "", regex=True)
-    purity = (
-        broad.groupby(s.clusters).agg(lambda x: x.value_counts().iloc[0] / len(x)).mean()
-    )
+    purity = broad.groupby(s.clusters).agg(lambda x: x.value_counts().iloc[0] / len(x)).mean()
     assert purity > 0.8
     again = query_structure(pbmc.layers["scagent_log1p_cp10k"], seed=0)
     assert (again.clusters == s.clusters).all()  # reproducible for a seed

@@ -32,6 +32,10 @@ def test_reference_plugins_are_trained_and_described(tiny_registry, reference):
     assert blood.training["n_cells"] == 24 and blood.training["cells_per_class"]["B cell"] == 6
     assert blood.training["n_train"] == 24 and blood.training["n_val"] == 0
     assert blood.training["history"] and blood.metrics["epochs_run"] == 3
+    # no held-out cells: the last fine-tuning epoch is kept, the adapter is trained
+    assert blood.metrics["adapter_trained"] is True and blood.metrics["best_epoch"] == 3
+    assert any(float(v.abs().max()) > 0 for k, v in blood.state.items() if k.endswith(".B"))
+    assert blood.temperature == 1.0 and "no calibration cells" in blood.metrics["temperature_note"]
     assert blood.max_len == 128 and tissue.max_len == 64  # the tissue pass reads fewer tokens
     enc = load_encoder()
     assert blood.base_sha256 == enc.sha256
@@ -55,9 +59,11 @@ def test_training_leaves_the_shared_encoder_unchanged(reference, tiny_config):
 
 def test_training_is_reproducible(reference):
     sub = reference[reference.obs["tissue"] == "pancreas"].copy()
-    cfg = TrainConfig(max_epochs=2, batch_size=8, min_steps_per_epoch=2)
+    cfg = TrainConfig(max_epochs=2, batch_size=8, min_steps_per_epoch=2, min_finetune_cells=1)
     a = train_plugin(sub, label_key="cell_type", tissue="pancreas", config=cfg, seed=3)
     b = train_plugin(sub, label_key="cell_type", tissue="pancreas", config=cfg, seed=3)
+    assert a.metrics["best_epoch"] == b.metrics["best_epoch"]
+    assert a.metrics["temperature_note"] == b.metrics["temperature_note"]
     for k in a.state:
         torch.testing.assert_close(a.state[k], b.state[k])
 
@@ -130,21 +136,24 @@ def test_temperature_and_ece():
         p_over.max(1), correct
     )
     assert fit_temperature(over[:5], y[:5]) == 1.0  # too few cells to fit
+    # the prior pulls a temperature fitted on few cells towards 1
+    few, y_few = logits[:20] * 1.5, y[:20]
+    free = fit_temperature(few, y_few, prior_sd=None)
+    assert abs(np.log(fit_temperature(few, y_few))) <= abs(np.log(free))
+    assert fit_temperature(few, y_few, prior_sd=0.01) == pytest.approx(1, abs=0.05)
     assert expected_calibration_error(np.array([1.0, 1.0]), np.array([True, True])) == 0
 
 
 def test_gene_subset_augmentation_hides_genes():
-    from scagent.plugins._train import _gene_subset
+    from scagent.plugins._stages import gene_subset
 
     rng = np.random.default_rng(0)
     ids = np.arange(20_000)
     ids[:100] = -1  # genes outside the vocabulary stay outside
-    cfg = TrainConfig(gene_fraction=(0.1, 0.1))
-    sub = _gene_subset(ids, cfg, rng)
+    sub = gene_subset(ids, (0.1, 0.1), rng)
     assert (sub[:100] == -1).all()
     assert 0.08 < (sub >= 0).mean() < 0.12
     kept = sub >= 0
     np.testing.assert_array_equal(sub[kept], ids[kept])  # kept genes keep their ids
-    wide = TrainConfig(gene_fraction=(0.02, 0.5))
-    shares = [(_gene_subset(ids, wide, rng) >= 0).mean() for _ in range(200)]
+    shares = [(gene_subset(ids, (0.02, 0.5), rng) >= 0).mean() for _ in range(200)]
     assert 0.015 < min(shares) and max(shares) < 0.55 and np.std(shares) > 0.05

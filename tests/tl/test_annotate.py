@@ -62,7 +62,8 @@ def test_annotate_writes_every_documented_key(annotated, query):
     np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-4)
     assert set(obs["scagent_cell_type_ontology_id"].astype(str)) <= set(rec["classes"])
     assert rec["tissue"]["how"] in ("dataset", "clusters", "across tissues")
-    assert set(rec["experts"]) == {"reference", "markers", "plugin"}
+    # the marker expert speaks per cell and per cluster
+    assert set(rec["experts"]) == {"reference", "markers", "markers_cluster", "plugin"}
     some = next(iter(rec["clusters"].values()))
     assert {"cells", "call", "ontology_id", "experts", "markers", "mean_confidence"} <= set(some)
     assert annotated.obsm["X_scagent_tuned"].shape == (query.n_obs, 128)
@@ -124,9 +125,10 @@ def test_majority_vote_stays_within_one_tissue(query, reference, tmp_path):
         )
         per = adata.obs.groupby("scagent_tissue", observed=True)["scagent_cell_type"].nunique()
         assert (per == 1).all()
-        assert adata.obs["scagent_tissue"].nunique() == adata.uns["scagent"]["annotate"]["vote"][
-            "n_groups"
-        ]
+        assert (
+            adata.obs["scagent_tissue"].nunique()
+            == adata.uns["scagent"]["annotate"]["vote"]["n_groups"]
+        )
         assert "scagent_cell_type_per_cell" in adata.obs
         with pytest.raises(sa.InputDataError, match="groupby='nope'"):
             sa.tl.annotate(adata, reference=reference, groupby="nope", copy=True)

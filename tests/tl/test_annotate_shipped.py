@@ -66,7 +66,11 @@ def test_pbmc68k_reduced_coarse_calls_are_right():
     keep = truth != ""
     lineages = [lineage(t) == lineage(p) for t, p in zip(truth[keep], pred[keep])]
     assert np.mean(lineages) > 0.85
-    for label, want in (("CD19+ B", "B cell"), ("CD56+ NK", "NK cell"), ("CD14+ Monocyte", "monocyte")):
+    for label, want in (
+        ("CD19+ B", "B cell"),
+        ("CD56+ NK", "NK cell"),
+        ("CD14+ Monocyte", "monocyte"),
+    ):
         rows = (adata.obs["bulk_labels"] == label).to_numpy()
         assert np.mean([lineage(p) == want for p in pred[rows]]) > 0.8, label
     assert (adata.obs["scagent_tissue"] == "blood").mean() > 0.9

@@ -247,18 +247,11 @@ def gather_evidence(
 
 def _plugin_setup(adata: AnnData, model, plugins):
     """Encoder, registry and encoder input for the plugin expert, or a note why not."""
-    from ..models import Encoder, load_encoder, model_input
-    from ..plugins import PluginRegistry, default_registry
+    from ..models import load_encoder, model_input
+    from ..plugins import TISSUE_PLUGIN, resolve_registry
 
-    encoder = model if isinstance(model, Encoder) else load_encoder(model)
-    if plugins is None:
-        registry = default_registry()
-    elif isinstance(plugins, PluginRegistry):
-        registry = plugins
-    else:
-        registry = PluginRegistry([plugins])
-    from ..plugins import TISSUE_PLUGIN
-
+    encoder = load_encoder(model)
+    registry = resolve_registry(plugins)
     names = registry.names()
     probe = TISSUE_PLUGIN if TISSUE_PLUGIN in names else (names[0] if names else None)
     sha = registry.manifest(probe).get("base_model", {}).get("sha256") if probe else None

@@ -6,7 +6,13 @@ from ._calibrate import expected_calibration_error, fit_temperature
 from ._host import PluginHost, host_for
 from ._plugin import KINDS, Plugin, PluginError
 from ._reference import tissue_training_cells, train_reference_plugins
-from ._registry import TISSUE_PLUGIN, PluginRegistry, default_registry, shipped_plugins_path
+from ._registry import (
+    TISSUE_PLUGIN,
+    PluginRegistry,
+    default_registry,
+    resolve_registry,
+    shipped_plugins_path,
+)
 from ._train import TrainConfig, train_plugin
 
 __all__ = [
@@ -21,6 +27,7 @@ __all__ = [
     "expected_calibration_error",
     "fit_temperature",
     "host_for",
+    "resolve_registry",
     "shipped_plugins_path",
     "tissue_training_cells",
     "train_plugin",

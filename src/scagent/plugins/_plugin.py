@@ -55,7 +55,9 @@ class Plugin:
     max_len
         Tokens per cell (``<cls>`` included) the plugin reads; 0: the encoder's own.
     temperature
-        Softmax temperature fitted on the validation split (confidence calibration).
+        Softmax temperature (confidence calibration), fitted on held-out calibration cells;
+        1 where there were too few such cells or where cross-fitting did not show it
+        improving cells it was not fitted on.
     base_model, base_sha256
         The encoder the plugin was trained on; it only loads onto that encoder.
     state
@@ -63,7 +65,10 @@ class Plugin:
     training
         Data summary (cells per class, datasets, split sizes, settings, seconds).
     metrics
-        Validation metrics.
+        Training outcome and held-out metrics: ``adapter_trained`` and ``adapter_note``
+        (see :attr:`adapter_trained`), ``best_epoch``, early-stopping losses,
+        ``temperature_note``, and accuracy, macro-F1, ECE and ``per_class`` metrics of the
+        calibration cells (see :func:`~scagent.plugins.train_plugin`).
     version
         Registry version (set when saved).
     digest
@@ -112,6 +117,24 @@ class Plugin:
                 h.update(self.state[k].detach().cpu().contiguous().numpy().tobytes())
             self.digest = h.hexdigest()
         return f"{self.name}@v{self.version}#{self.digest[:12]}"
+
+    @property
+    def adapter_trained(self) -> bool:
+        """Whether the MoE-LoRA adapter was fine-tuned.
+
+        ``False`` where training ended at the head-only probe (too few cells, or
+        fine-tuning made the plugin worse; ``metrics['adapter_note']`` says which): the
+        plugin is then the frozen encoder plus its head. Plugins whose manifest predates
+        the flag are judged by their weights (an untrained adapter's B matrices are zero).
+        """
+        flag = self.metrics.get("adapter_trained")
+        if flag is not None:
+            return bool(flag)
+        return any(
+            bool(v.abs().max() > 0)
+            for k, v in self.state.items()
+            if k.startswith("lora.") and k.endswith(".B")
+        )
 
     def lora_state(self) -> dict[str, torch.Tensor]:
         """Adapter weights (keys without the ``lora.`` prefix)."""

@@ -14,7 +14,7 @@ from .._files import file_lock
 from .._settings import settings
 from ._plugin import MANIFEST, Plugin, PluginError
 
-__all__ = ["PluginRegistry", "default_registry", "shipped_plugins_path"]
+__all__ = ["PluginRegistry", "default_registry", "resolve_registry", "shipped_plugins_path"]
 
 TISSUE_PLUGIN = "tissue"
 _VERSION = re.compile(r"^v(\d+)$")
@@ -172,6 +172,7 @@ class PluginRegistry:
                     "n_classes": len(m["head"]["slots"]),
                     "n_train_cells": m.get("training", {}).get("n_train"),
                     "val_macro_f1": m.get("metrics", {}).get("macro_f1"),
+                    "adapter_trained": m.get("metrics", {}).get("adapter_trained"),
                     "base_model": m["base_model"]["name"],
                     "created": m["created"],
                     "path": str(self.path(name)),
@@ -183,3 +184,12 @@ class PluginRegistry:
 def default_registry() -> PluginRegistry:
     """The user's plugins, then the shipped ones."""
     return PluginRegistry()
+
+
+def resolve_registry(plugins: PluginRegistry | str | os.PathLike | None) -> PluginRegistry:
+    """A registry from ``None`` (the default one), a folder, or a registry."""
+    if plugins is None:
+        return default_registry()
+    if isinstance(plugins, PluginRegistry):
+        return plugins
+    return PluginRegistry([plugins])

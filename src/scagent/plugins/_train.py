@@ -2,40 +2,28 @@
 
 from __future__ import annotations
 
-import copy
-import logging
-import math
 import os
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 from anndata import AnnData
-from sklearn.metrics import f1_score
-from tqdm.auto import tqdm
 
 from .._errors import InputDataError
 from .._settings import settings
 from ..knowledge import cell_ontology
-from ..models import Encoder, TokenBatch, load_encoder, model_input
-from ..nn import (
-    MoELoRAConfig,
-    SlotHead,
-    adapter_state_dict,
-    add_adapter,
-    load_adapter_state,
-    remove_adapter,
-)
-from ._calibrate import expected_calibration_error, fit_temperature
-from ._host import host_for
+from ..models import Encoder, load_encoder, model_input
+from ..nn import MoELoRAConfig
+from ._fit import PluginFit
 from ._plugin import Plugin
 
-__all__ = ["TrainConfig", "train_plugin"]
+__all__ = ["Split", "TrainConfig", "split_cells", "train_plugin"]
 
-logger = logging.getLogger("scagent")
+#: Classes with fewer cells than this are not held out (all their cells train).
+MIN_HELD_OUT_CLASS = 5
 
 
 @dataclass
@@ -44,9 +32,10 @@ class TrainConfig:
 
     Training runs in two stages (linear probing, then fine-tuning: "LP-FT", Kumar et al.
     2022): the head is first fitted on the frozen encoder's embeddings, computed once;
-    then adapter and head are fine-tuned together. Starting the fine-tuning from a fitted
-    head keeps the adapter from being pulled around by a random head, and the probe state
-    competes in early stopping, so fine-tuning is only kept where it helps.
+    then adapter and head are fine-tuned together from there. Held-out cells are split in
+    two disjoint halves: one for early stopping (and for checking that fine-tuning did
+    not make the plugin worse than the probe), one for the temperature and the reported
+    metrics.
 
     Attributes
     ----------
@@ -55,18 +44,30 @@ class TrainConfig:
     probe_lr
         Adam learning rate of the head-only stage.
     max_epochs
-        Upper bound on fine-tuning epochs (early stopping usually ends sooner).
+        Upper bound on fine-tuning epochs (early stopping usually ends sooner); 0 ends
+        training at the probe.
     batch_size
         Cells per step.
     lr
-        Adam learning rate at the start of the fine-tuning's cosine decay.
+        Adam learning rate of the adapter at the start of the cosine decay.
+    head_lr
+        Learning rate of the (already fitted) head during fine-tuning, relative to ``lr``.
     weight_decay
         L2 penalty on adapter and head weights.
     val_fraction
-        Share of each class (of 5 or more cells) held out for early stopping and
-        calibration.
+        Share of each class (of 5 or more cells) held out from training: half of it for
+        early stopping, half for calibration and the reported metrics (0: none held out,
+        no early stopping, no temperature).
+    max_val_cells
+        Upper bound on the cells of each held-out half (the rest of a large class trains).
     patience
-        Fine-tuning epochs without a better validation loss before stopping.
+        Fine-tuning epochs without a better early-stopping loss before stopping.
+    tolerance
+        Early-stopping loss (nats per cell) by which the fine-tuned plugin may exceed the
+        probe before the probe is kept instead (it must also exceed it by two standard
+        errors of the per-cell differences).
+    min_finetune_cells
+        Fewer training cells than this: the plugin ends at the probe (no adapter).
     balance
         Class-balanced sampling: cells are drawn with probability proportional to
         ``count(class) ** -balance`` (0: as in the data, 1: every class equally often).
@@ -79,9 +80,15 @@ class TrainConfig:
         plugins also work on data that measured few genes (targeted panels, files cut to
         variable genes): the tokens such a cell gets are lower-ranked genes that a full
         transcriptome would have pushed out. The head-only stage sees one such view of
-        every training cell besides the full one.
+        every training cell besides the full one, and early stopping weighs the two views
+        of its cells in the same proportion.
     gene_fraction
         Range of the share of genes kept in such a batch (drawn log-uniformly).
+    calibration_folds
+        Folds of the cross-fitting that checks the temperature on cells it was not
+        fitted on.
+    temperature_prior_sd
+        Standard deviation of the log-normal prior that pulls the temperature towards 1.
     """
 
     probe_epochs: int = 300
@@ -89,25 +96,67 @@ class TrainConfig:
     max_epochs: int = 20
     batch_size: int = 64
     lr: float = 1e-3
+    head_lr: float = 0.1
     weight_decay: float = 1e-4
-    val_fraction: float = 0.15
+    val_fraction: float = 0.3
+    max_val_cells: int = 500
     patience: int = 5
+    tolerance: float = 0.02
+    min_finetune_cells: int = 20
     balance: float = 0.5
     samples_per_epoch: int = 1024
     min_steps_per_epoch: int = 5
     gene_dropout: float = 0.5
     gene_fraction: tuple[float, float] = (0.02, 0.5)
+    calibration_folds: int = 5
+    temperature_prior_sd: float = 0.5
 
 
-def _split(y: np.ndarray, fraction: float, rng: np.random.Generator):
-    """Stratified train/validation positions; classes under 5 cells stay in training."""
-    train, val = [], []
+class Split(NamedTuple):
+    """Disjoint cell positions: training, early stopping, calibration (sorted)."""
+
+    train: np.ndarray
+    stop: np.ndarray
+    calibration: np.ndarray
+
+
+def split_cells(
+    y: np.ndarray, fraction: float, rng: np.random.Generator, *, max_cells: int | None = None
+) -> Split:
+    """Stratified, disjoint training / early-stopping / calibration positions.
+
+    Each class of :data:`MIN_HELD_OUT_CLASS` or more cells gives ``fraction`` of its cells
+    (at least 2) to the held-out sets, alternately to early stopping and calibration;
+    smaller classes stay in training. ``max_cells`` caps each held-out set: the largest
+    classes give up cells first (to training) until it fits, so rare classes keep theirs.
+    """
+    y = np.asarray(y)
+    stop, cal = {}, {}
+    rest = []
     for c in np.unique(y):
         pos = rng.permutation(np.flatnonzero(y == c))
-        n_val = max(1, round(fraction * len(pos))) if len(pos) >= 5 and fraction > 0 else 0
-        val.extend(pos[:n_val])
-        train.extend(pos[n_val:])
-    return np.sort(np.array(train, dtype=int)), np.sort(np.array(val, dtype=int))
+        n = len(pos)
+        n_out = min(n - 1, max(2, round(fraction * n))) if n >= MIN_HELD_OUT_CLASS else 0
+        if fraction <= 0:
+            n_out = 0
+        stop[c], cal[c] = pos[:n_out:2], pos[1:n_out:2]
+        rest.append(pos[n_out:])
+    for part in (stop, cal):
+        sizes = np.array([len(v) for v in part.values()])
+        if max_cells is None or sizes.sum() <= max_cells:
+            continue
+        # water-filling: the largest classes give up cells first, small ones keep theirs
+        cap = 1
+        while np.minimum(sizes, cap + 1).sum() <= max_cells:
+            cap += 1
+        for c, v in part.items():
+            rest.append(v[cap:])
+            part[c] = v[:cap]
+
+    def cat(parts) -> np.ndarray:
+        return np.sort(np.concatenate([np.zeros(0, dtype=int), *parts]).astype(int))
+
+    return Split(cat(rest), cat(stop.values()), cat(cal.values()))
 
 
 def _ontology_ids(adata: AnnData, label_key: str, labels: list[str], ontology_key: str | None):
@@ -119,117 +168,8 @@ def _ontology_ids(adata: AnnData, label_key: str, labels: list[str], ontology_ke
     return [onto.find(lab) or "" for lab in labels]
 
 
-def _logits(model, head, batch: TokenBatch, device: str, chunk: int = 256):
-    out, embs = [], []
-    for s in range(0, len(batch.genes), chunk):
-        b = batch.take(slice(s, s + chunk))
-        cls = model.cell_embedding(b.genes.to(device), b.values.to(device), b.padding.to(device))
-        embs.append(cls)
-        out.append(head(cls))
-    return torch.cat(out), torch.cat(embs)
-
-
-def _val_loss(net, head, tokens: TokenBatch, y: torch.Tensor, device: str) -> float:
-    if len(y) == 0:
-        return math.nan
-    with torch.no_grad():
-        logits, _ = _logits(net, head, tokens, device)
-        return float(torch.nn.functional.cross_entropy(logits, y.to(device)))
-
-
-def _variable_order(X, ids: np.ndarray) -> np.ndarray:
-    """Vocabulary genes (columns) ordered from most to least variable (dispersion of log data)."""
-    known = np.flatnonzero(ids >= 0)
-    sub = X[:, known]
-    mean = np.asarray(sub.mean(axis=0)).ravel()
-    sq = sub.multiply(sub) if sp.issparse(sub) else sub * sub
-    var = np.asarray(sq.mean(axis=0)).ravel() - mean**2
-    disp = np.where(mean > 0, var / np.maximum(mean, 1e-12), -np.inf)
-    return known[np.argsort(-disp, kind="stable")]
-
-
-def _gene_subset(
-    ids: np.ndarray, cfg: TrainConfig, rng: np.random.Generator, order: np.ndarray | None = None
-) -> np.ndarray:
-    """Vocabulary ids with all but a subset of the genes hidden (-1).
-
-    Half of the time (when ``order`` is given) the subset is the most variable genes, as in
-    files cut to highly variable genes; otherwise a random share of all genes, as in
-    targeted panels and shallow data.
-    """
-    lo, hi = np.log(cfg.gene_fraction[0]), np.log(cfg.gene_fraction[1])
-    share = np.exp(rng.uniform(lo, hi))
-    if order is not None and len(order) and rng.random() < 0.5:
-        keep = np.zeros(len(ids), dtype=bool)
-        keep[order[: max(1, int(share * len(order)))]] = True
-    else:
-        keep = rng.random(len(ids)) < share
-    return np.where(keep, ids, -1)
-
-
-def _subset_views(net, head, host, X, ids, rows, max_len, cfg, rng, device, order, chunk=128):
-    """Frozen embeddings of ``rows`` tokenised from gene subsets (one per chunk)."""
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(rows), chunk):
-            part = rows[s : s + chunk]
-            tokens, _ = host.tokens(X[part], _gene_subset(ids, cfg, rng, order), max_len)
-            out.append(_logits(net, head, tokens, device)[1])
-    return torch.cat(out)
-
-
-def _probe(head, emb, y, train, val, weights, cfg: TrainConfig, rng, device) -> float:
-    """Fit the head alone on cached frozen embeddings; early-stopped on validation loss.
-
-    Inputs are standardised with the training cells' statistics first. Returns the
-    validation loss of the kept state (``nan`` without validation cells).
-    """
-    emb = emb.detach()
-    y = y.to(device)
-    head.standardise_with(emb[torch.as_tensor(train)])
-    opt = torch.optim.Adam(head.parameters(), lr=cfg.probe_lr, weight_decay=cfg.weight_decay)
-    batch = max(1, min(cfg.batch_size, len(train)))
-    steps = max(1, math.ceil(len(train) / batch))
-    best = (math.inf, copy.deepcopy(head.state_dict()), 0)
-    patience = 10
-    for epoch in range(cfg.probe_epochs):
-        head.train()
-        for _ in range(steps):
-            idx = torch.as_tensor(train[rng.choice(len(train), size=batch, p=weights)])
-            loss = torch.nn.functional.cross_entropy(head(emb[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        if len(val) == 0:
-            continue
-        head.eval()
-        with torch.no_grad():
-            v = float(torch.nn.functional.cross_entropy(head(emb[val]), y[val]))
-        if v < best[0]:
-            best = (v, copy.deepcopy(head.state_dict()), epoch)
-        elif epoch - best[2] >= patience:
-            break
-    head.eval()
-    if len(val) == 0:
-        return math.nan
-    head.load_state_dict(best[1])
-    return best[0]
-
-
-def _calibrate(logits: torch.Tensor, y: np.ndarray) -> tuple[float, dict]:
-    """Fit the temperature on validation logits; accuracy, macro-F1 and ECE there."""
-    z = logits.float().cpu().numpy()
-    temperature = fit_temperature(z, y)
-    p = torch.softmax(torch.as_tensor(z) / temperature, dim=-1).numpy()
-    raw = torch.softmax(torch.as_tensor(z), dim=-1).numpy()
-    pred = p.argmax(1)
-    return temperature, {
-        "accuracy": float((pred == y).mean()),
-        "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
-        "ece": expected_calibration_error(p.max(1), pred == y),
-        "ece_uncalibrated": expected_calibration_error(raw.max(1), pred == y),
-        "temperature": temperature,
-    }
+def _counts(y: np.ndarray, labels: list[str]) -> dict[str, int]:
+    return {lab: int(n) for lab, n in zip(labels, np.bincount(y, minlength=len(labels))) if n}
 
 
 def train_plugin(
@@ -254,8 +194,12 @@ def train_plugin(
     The encoder's own weights stay frozen; only the adapter (experts, gates) and the head
     learn: first the head alone on the frozen embeddings, then both together (see
     :class:`TrainConfig`). Cross-entropy, Adam, cosine learning-rate decay, class-balanced
-    sampling, early stopping on a stratified validation split (best state kept), then a
-    softmax temperature fitted on that split calibrates the confidences.
+    sampling, gene-subset augmentation. A stratified share of the cells is held out and
+    split in two disjoint halves: early stopping keeps the fine-tuning epoch with the
+    lowest loss on the first half; the probe is kept instead only where that epoch is
+    clearly worse than the probe on the same cells (:attr:`TrainConfig.tolerance`). On the
+    second half a softmax temperature is fitted and checked by cross-fitting (it is only
+    used where it lowers the held-out ECE), and the reported metrics are measured.
 
     Parameters
     ----------
@@ -291,7 +235,12 @@ def train_plugin(
 
     Returns
     -------
-    The trained plugin (not yet saved: use :meth:`PluginRegistry.save`).
+    The trained plugin (not yet saved: use :meth:`PluginRegistry.save`). Its ``metrics``
+    hold ``adapter_trained`` (``False`` where training ended at the probe, with the reason
+    in ``adapter_note``), ``best_epoch``, the early-stopping losses of probe and kept
+    state, ``temperature_note``, and, measured on the calibration cells (never trained or
+    early-stopped on), ``accuracy``, ``macro_f1``, ``ece`` / ``ece_uncalibrated`` and
+    ``per_class`` metrics; ``training['split']`` gives the cells of each part per class.
     """
     cfg = config or TrainConfig()
     lora = lora or MoELoRAConfig()
@@ -316,134 +265,43 @@ def train_plugin(
     if sp.issparse(X):
         X = sp.csr_matrix(X)
     t0 = time.perf_counter()
-    host = host_for(encoder)
     max_len = max_len or encoder.max_len
-    tokens, _ = host.tokens(X, ids, max_len)
-    order = _variable_order(X, ids) if cfg.gene_dropout > 0 else None
-
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    train, val = _split(y, cfg.val_fraction, rng)
-    counts = np.bincount(y[train], minlength=len(labels)).astype(float)
-    weights = counts[y[train]] ** -cfg.balance
-    weights /= weights.sum()
-    batch = max(1, min(cfg.batch_size, len(train)))
-    steps = max(cfg.min_steps_per_epoch, math.ceil(min(len(train), cfg.samples_per_epoch) / batch))
-
-    net = encoder.model.to(device).eval()
-    key = f"_training_{name}"
-    params = add_adapter(net, key, lora)
-    for p in net.parameters():
-        p.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
-    head = SlotHead(encoder.dim, len(labels), n_hidden=head_hidden).to(device)
-    adapters = [m for n, m in net.named_modules() if n.endswith(f"adapters.{key}")]
-    y_t = torch.as_tensor(y)
-    val_tokens, y_val = tokens.take(val), y_t[val]
-    history: list[dict] = []
-    try:
-        host.use(key)  # B = 0: the adapted encoder starts as the frozen one
-        with torch.no_grad():
-            _, frozen = _logits(net, head, tokens, device)
-        p_emb, p_y, p_train, p_w = frozen, y_t, train, weights
-        if cfg.gene_dropout > 0:  # one gene-subset view of every training cell as well
-            views = _subset_views(net, head, host, X, ids, train, max_len, cfg, rng, device, order)
-            p_emb = torch.cat([frozen, views])
-            p_y = torch.cat([y_t, y_t[train]])
-            p_train = np.concatenate([train, len(y) + np.arange(len(train))])
-            p_w = np.concatenate([weights, weights]) / 2
-        probe_loss = _probe(head, p_emb, p_y, p_train, val, p_w, cfg, rng, device)
-        history.append({"epoch": 0, "stage": "probe", "val_loss": probe_loss})
-
-        def snapshot() -> dict:
-            return {
-                **{f"lora.{k}": v for k, v in adapter_state_dict(net, key).items()},
-                **{f"head.{k}": v.detach().cpu().clone() for k, v in head.state_dict().items()},
-            }
-
-        best = (probe_loss if len(val) else math.inf, snapshot(), 0)
-        opt = torch.optim.Adam(  # the fitted head moves slowly; the adapter learns
-            [{"params": params}, {"params": head.parameters(), "lr": cfg.lr * 0.1}],
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-        )
-        total_steps = max(1, cfg.max_epochs * steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(  # one epoch of warm-up, then cosine decay
-            opt,
-            lambda s: (
-                min(1.0, (s + 1) / steps)
-                * 0.5
-                * (1 + math.cos(math.pi * min(s / total_steps, 1.0)))
-            ),
-        )
-        bar = tqdm(range(cfg.max_epochs), disable=not progress, desc=f"training {name}")
-        for epoch in bar:
-            for m in adapters:
-                m.train()
-            head.train()
-            total = 0.0
-            for _ in range(steps):
-                idx = train[rng.choice(len(train), size=batch, p=weights)]
-                if rng.random() < cfg.gene_dropout:
-                    b = host.tokens(X[idx], _gene_subset(ids, cfg, rng, order), max_len)[0]
-                else:
-                    b = tokens.take(idx)
-                cls = net.cell_embedding(
-                    b.genes.to(device), b.values.to(device), b.padding.to(device)
-                )
-                loss = torch.nn.functional.cross_entropy(head(cls), y_t[idx].to(device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += float(loss.detach())
-            for m in adapters:
-                m.eval()
-            head.eval()
-            val_loss = _val_loss(net, head, val_tokens, y_val, device)
-            history.append(
-                {
-                    "epoch": epoch + 1,
-                    "stage": "fine-tune",
-                    "train_loss": total / steps,
-                    "val_loss": val_loss,
-                }
-            )
-            bar.set_postfix(train=f"{total / steps:.3f}", val=f"{val_loss:.3f}")
-            score = val_loss if len(val) else -epoch  # no validation: keep the last epoch
-            if score < best[0]:
-                best = (score, snapshot(), epoch + 1)
-            elif epoch + 1 - best[2] >= cfg.patience:
-                break
-        load_adapter_state(net, key, {k[5:]: v for k, v in best[1].items() if k[:5] == "lora."})
-        head.load_state_dict({k[5:]: v for k, v in best[1].items() if k[:5] == "head."})
-        metrics = {"epochs_run": len(history) - 1, "best_epoch": best[2], "n_val": len(val)}
-        metrics["probe_val_loss"] = probe_loss
-        temperature = 1.0
-        if len(val):
-            with torch.no_grad():
-                logits, _ = _logits(net, head, val_tokens, device)
-            temperature, scored = _calibrate(logits[:, : len(labels)], y_val.numpy())
-            metrics.update(scored)
-    finally:
-        remove_adapter(net, key)
-        for p in net.parameters():
-            p.requires_grad_(False)
-    seconds = time.perf_counter() - t0
+    fit = PluginFit(
+        encoder,
+        X,
+        ids,
+        y,
+        labels,
+        cfg=cfg,
+        lora=lora,
+        head_hidden=head_hidden,
+        max_len=max_len,
+        name=name,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    split = split_cells(y, cfg.val_fraction, fit.rng, max_cells=cfg.max_val_cells)
+    out = fit.run(*split)
     obs = adata.obs
     training = {
         "n_cells": int(adata.n_obs),
-        "n_train": len(train),
-        "n_val": len(val),
+        "n_train": len(split.train),
+        "n_val": len(split.stop),
+        "n_calibration": len(split.calibration),
+        "split": {
+            "train": _counts(y[split.train], labels),
+            "early_stopping": _counts(y[split.stop], labels),
+            "calibration": _counts(y[split.calibration], labels),
+        },
         "label_key": label_key,
         "cells_per_class": {lab: int(n) for lab, n in zip(labels, np.bincount(y))},
         "datasets": sorted(obs["dataset"].astype(str).unique()) if "dataset" in obs else [],
         "seed": seed,
         "device": device,
-        "seconds": round(seconds, 1),
+        "seconds": round(time.perf_counter() - t0, 1),
         "config": vars(cfg),
-        "history": history,
+        "history": out.history,
     }
     return Plugin(
         name=name,
@@ -458,8 +316,8 @@ def train_plugin(
         max_len=max_len,
         base_model=encoder.name,
         base_sha256=encoder.sha256,
-        state=best[1],
-        temperature=temperature,
+        state=out.state,
+        temperature=out.temperature,
         training=training,
-        metrics=metrics,
+        metrics=out.metrics,
     )
