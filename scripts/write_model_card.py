@@ -65,7 +65,7 @@ def main() -> None:
     lines = ["# Model cards: scagent's encoders", "", *TOKENS]
     lines += card(
         MODEL,
-        "Default encoder (`sa.tl.embed(adata)`, `model=\"default\"`)",
+        'Default encoder (`sa.tl.embed(adata)`, `model="default"`)',
         "The scRNA foundation encoder shipped inside scagent, and the one the shipped plugins "
         "adapt.",
         COMMAND,

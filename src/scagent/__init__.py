@@ -19,6 +19,7 @@ from ._settings import settings
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import bench, datasets, io, knowledge, models, nn, pl, plugins, pp, tl  # noqa: F401
+    from .agent import Agent
     from .io import read
 
 __version__ = "0.1.0"
@@ -39,9 +40,10 @@ _SUBPACKAGES = (
     "tl",
 )
 #: Functions re-exported from a subpackage, imported on first use: name -> module.
-_FUNCTIONS = {"read": ".io"}
+_FUNCTIONS = {"read": ".io", "Agent": ".agent"}
 
 __all__ = [
+    "Agent",
     "InputDataError",
     "__version__",
     "datasets",

@@ -48,6 +48,7 @@ OBS_AGREEMENT = "scagent_agreement"
 OBS_CONSENSUS = "scagent_cell_type_consensus"
 OBS_CONSENSUS_ID = "scagent_cell_type_consensus_ontology_id"
 OBS_CLUSTER = "scagent_cluster"
+OBS_SIMILARITY = "scagent_reference_similarity"
 OBS_TYPE_PER_CELL = "scagent_cell_type_per_cell"
 OBS_VOTE_GROUP = "scagent_vote_group"
 #: Prefixes of each expert's own call and probability (``scagent_call_reference``...).

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from scagent.bench import Section
 from scagent.bench._annotation import annotation_suite, load_benchmark_atlas
@@ -16,6 +17,7 @@ def test_intersection_gene_space_is_measured_everywhere():
     np.testing.assert_allclose(expm1_sums, 1e4, rtol=1e-3)
 
 
+@pytest.mark.slow  # about 2-4 minutes of real peer training
 def test_quick_suite_runs_real_peers_and_writes_report(tmp_path):
     section = annotation_suite(peers=(LogRegPeer, KNNPCAPeer, MLPPeer), quick=True)
     assert isinstance(section, Section)

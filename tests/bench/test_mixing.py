@@ -48,7 +48,7 @@ def test_uniform_weights_when_perplexity_exceeds_neighbours():
 
 def test_partial_mixing_is_in_between():
     mixed = ilisi(*_two_batches(0.0))
-    partial = ilisi(*_two_batches(1.5))
+    partial = ilisi(*_two_batches(0.8))
     apart = ilisi(*_two_batches(50.0))
     assert apart < partial < mixed
 

@@ -111,3 +111,17 @@ def test_alone_applies_the_temperature_within_allowed_classes():
     p2 = alone(ev, "reference", 2.0)
     assert p2[0, 0] < p1[0, 0]  # a higher temperature flattens
     assert alone(ev, "plugin") is None
+
+
+def test_an_expert_absent_from_every_task_gets_no_weight():
+    tasks = [_synthetic_task(s) for s in range(2)]
+    params = fit_fusion(tasks, experts=("reference", "markers", "plugin"))
+    assert params.weights["plugin"] == 0.0  # no evidence: it must not weigh on real calls
+    assert params.weights["reference"] > 0 and "plugin" not in params.temperatures
+
+
+def test_the_shipped_fusion_was_fitted_on_cross_study_tasks():
+    shipped = FusionParams.shipped()
+    prov = shipped.provenance
+    assert prov.get("fitted") and prov["n_tasks"] >= 10
+    assert any("Kang" in t for t in prov["tasks"]) and any("Baron" in t for t in prov["tasks"])

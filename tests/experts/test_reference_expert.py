@@ -91,3 +91,21 @@ def test_model_saves_and_loads_without_pickles(split, tmp_path):
     np.testing.assert_array_equal(back.coef, model.coef)
     (tmp_path / "m.npz").write_bytes(b"damaged")
     assert ReferenceModel.load(tmp_path / "m") is None  # refitted, not crashed
+
+
+def test_a_two_class_reference_gets_both_classes_right(atlas, tmp_path):
+    # the brain of the atlas holds two types: sklearn keeps one coefficient row for them
+    brain = atlas[atlas.obs["tissue"].astype(str) == "brain"].copy()
+    assert brain.obs["cell_type"].nunique() == 2
+    sa.settings.data_dir = tmp_path
+    try:
+        query = brain.copy()
+        sa.pp.prepare(query)
+        call = reference_expert(
+            query.layers["scagent_log1p_cp10k"], query.var_names, reference=brain
+        )
+        term, _ = call.best()
+        truth = query.obs["cell_type_ontology_term_id"].astype(str).to_numpy()
+        assert len(call.terms) == 2 and (term == truth).mean() > 0.9
+    finally:
+        sa.settings.data_dir = None

@@ -50,11 +50,15 @@ def test_annotate_every_labelled_file(shared_data, name, tmp_path):
     obs = got.obs
     assert obs["scagent_confidence"].between(0, 1).all()
     rec = got.uns["scagent"]["annotate"]
-    assert set(obs["scagent_cell_type_ontology_id"].astype(str)) <= set(rec["classes"])
-    expected = {"baron": "pancreas", "kang": "blood", "pbmc3k": "blood", "wu2020": "blood"}
-    for prefix, tissue in expected.items():
+    known = ~obs["scagent_is_novel"].to_numpy(dtype=bool)  # novel cells have no id
+    assert set(obs.loc[known, "scagent_cell_type_ontology_id"].astype(str)) <= set(rec["classes"])
+    assert (obs.loc[~known, "scagent_cell_type_ontology_id"].astype(str) == "").all()
+    # Wu et al.'s T cells come from five tissues, all in the atlas: any of them is right
+    wu = {"lung", "endometrium", "kidney", "blood", "colon"}
+    expected = {"baron": {"pancreas"}, "kang": {"blood"}, "pbmc3k": {"blood"}, "wu2020": wu}
+    for prefix, tissues in expected.items():
         if name.startswith(prefix):
-            assert (obs["scagent_tissue"].astype(str) == tissue).mean() > 0.8
+            assert obs["scagent_tissue"].astype(str).isin(tissues).mean() > 0.8
 
 
 def test_pbmc68k_reduced_coarse_calls_are_right():

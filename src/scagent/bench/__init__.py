@@ -10,9 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ._agent import agent_suite
 from ._annotation import annotation_suite
 from ._crossstudy import crossstudy_suite
 from ._encoder import encoder_suite
+from ._incremental import incremental_suite
+from ._memory import memory_suite
+from ._novelty import novelty_suite
 from ._plugins import plugins_suite
 from ._report import Section, write_report
 from ._speed import speed_suite
@@ -25,6 +29,10 @@ SUITES: dict[str, Callable[..., Section]] = {
     "encoder": encoder_suite,
     "plugins": plugins_suite,
     "speed": speed_suite,
+    "memory": memory_suite,
+    "novelty": novelty_suite,
+    "incremental": incremental_suite,
+    "agent": agent_suite,
 }
 #: Section titles in the order the report lists them.
 ORDER = [
@@ -33,6 +41,10 @@ ORDER = [
     "Cell-type annotation",
     "Foundation encoder",
     "MoE-LoRA plugins",
+    "Memory",
+    "Novel-cell detection",
+    "Incremental learning",
+    "Agent: request understanding",
 ]
 
 

@@ -97,6 +97,8 @@ def ilisi(
     simpson = (per_batch.reshape(n, n_batches) ** 2).sum(axis=1)
     lisi = 1.0 / simpson
     median = float(np.median(lisi))
+    # float rounding leaves LISI a few ulp off 1 when every neighbour is from one batch
+    median = max(1.0, round(median, 10))
     if scale:
         return (median - 1.0) / (n_batches - 1)
     return median

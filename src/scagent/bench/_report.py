@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._readme import update_readme
+
 __all__ = ["Section", "write_report"]
 
 _COLUMNS = [
@@ -252,5 +254,7 @@ def write_report(
             text_parts += [f"{title}:", _text(_generic_table(rows)), ""]
         text_parts += [f"- {n}" for n in s.notes] + ([""] if s.notes else [])
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_markdown(load_sections(out.parent / "bench", order)))
+    records = load_sections(out.parent / "bench", order)
+    out.write_text(render_markdown(records))
+    update_readme(out.parent.parent / "README.md", records)
     return "\n".join(text_parts)

@@ -14,7 +14,7 @@ from anndata import AnnData
 
 from ..datasets import reference_atlas
 from ..experts import fit_reference_model
-from ..tl import annotate, embed
+from ..tl import annotate, detect_novel, embed
 from ._measure import measure
 from ._report import Section
 
@@ -33,10 +33,10 @@ def resampled_counts(n: int, *, seed: int, source: AnnData | None = None) -> Ann
     atlas = reference_atlas() if source is None else source
     rng = np.random.default_rng(seed)
     pos = rng.integers(0, atlas.n_obs, n)
-    out = AnnData(X=sp.csr_matrix(atlas.X[pos], dtype=np.float32), var=atlas.var.copy())
-    out.obs = atlas.obs.iloc[pos].reset_index(drop=True)
-    out.obs_names = [f"cell{i}" for i in range(n)]
-    out.obs["source_cell"] = atlas.obs_names[pos]
+    obs = atlas.obs.iloc[pos].copy()
+    obs["source_cell"] = atlas.obs_names[pos]
+    obs.index = [f"cell{i}" for i in range(n)]
+    out = AnnData(X=sp.csr_matrix(atlas.X[pos], dtype=np.float32), obs=obs, var=atlas.var.copy())
     return out
 
 
@@ -46,21 +46,34 @@ def _annotate_rows(n: int, seed: int) -> list[dict]:
     annotate(cells[:200].copy(), progress=False)  # load models, fit the panel's reference expert
     runs = [
         ("sa.tl.embed (pretrained encoder only)", lambda a: embed(a)),
-        ("sa.tl.annotate: 3 experts, tissue decided", lambda a: annotate(a, progress=False)),
         (
-            "sa.tl.annotate: 3 experts, tissue='blood'",
-            lambda a: annotate(a, tissue="blood", progress=False),
+            "sa.tl.annotate (default: 3 experts, tissue decided, novelty)",
+            lambda a: annotate(a, progress=False),
         ),
         (
-            "sa.tl.annotate: reference + markers experts",
-            lambda a: annotate(a, experts=("reference", "markers"), progress=False),
+            "sa.tl.annotate: 3 experts, tissue decided, novelty=False",
+            lambda a: annotate(a, novelty=False, progress=False),
         ),
+        (
+            "sa.tl.annotate: 3 experts, tissue='blood', novelty=False",
+            lambda a: annotate(a, tissue="blood", novelty=False, progress=False),
+        ),
+        (
+            "sa.tl.annotate: reference + markers experts, novelty=False",
+            lambda a: annotate(a, experts=("reference", "markers"), novelty=False, progress=False),
+        ),
+        ("sa.tl.detect_novel on the annotated cells (statistical judge)", None),
     ]
-    rows, base = [], None
+    rows, base, annotated = [], None, None
     for name, run in runs:
-        data = cells.copy()
+        data = cells.copy() if run is not None else annotated
         with measure() as m:
-            run(data)
+            if run is None:
+                detect_novel(data, build_memory=False)
+            else:
+                run(data)
+        if "novelty=False" in name and annotated is None:
+            annotated = data
         rate = n / m.seconds
         base = base or rate
         row = {
@@ -75,6 +88,12 @@ def _annotate_rows(n: int, seed: int) -> list[dict]:
         if "annotate" in name:
             secs = data.uns["scagent"]["annotate"]["seconds"]
             row["breakdown (s)"] = ", ".join(f"{k} {v:.1f}" for k, v in secs.items())
+        if run is None or "novelty)" in name:
+            nov = data.uns["scagent"]["novelty"]
+            row["breakdown (s)"] = (
+                f"{nov['n_candidate_groups']} candidate groups, {nov['llm_calls']} LLM calls, "
+                f"{nov['n_novel_cells']} cells called novel"
+            )
         rows.append(row)
     return rows
 

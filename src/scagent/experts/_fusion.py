@@ -320,6 +320,8 @@ def fit_fusion(
         keep = targets.any(axis=1)
         if keep.any():
             data.append((ev, targets, keep))
+    absent = [e for e in experts if all(alone(ev, e) is None for ev, _, _ in data)]
+    experts = tuple(e for e in experts if e not in absent)
     logs = [_log_opinions(ev, experts) for ev, _, _ in data]
 
     def objective(w: np.ndarray, a: float) -> float:
@@ -343,6 +345,7 @@ def fit_fusion(
         if best is None or res.fun < best[0]:
             best = (float(res.fun), res.x, a)
     weights = {e: round(float(max(w, 0.0)), 4) for e, w in zip(experts, best[1])}
+    weights.update(dict.fromkeys(absent, 0.0))
     temperatures = {}
     for name in experts:
         grid = np.exp(np.linspace(np.log(0.25), np.log(8.0), 41))

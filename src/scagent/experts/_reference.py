@@ -273,12 +273,15 @@ def fit_reference_model(
     else:
         model = LogisticRegression(C=C, max_iter=500, random_state=seed)
         model.fit(F, y)
-        order = [list(model.classes_).index(t) for t in terms]
-        coef = model.coef_[order].astype(np.float32)
-        intercept = model.intercept_[order].astype(np.float32)
-        if len(terms) == 2:  # sklearn keeps one row for two classes
-            coef = np.vstack([-model.coef_[0], model.coef_[0]]).astype(np.float32)
-            intercept = np.array([-model.intercept_[0], model.intercept_[0]], dtype=np.float32)
+        if len(terms) == 2:  # sklearn keeps one row (for classes_[1]) for two classes
+            sign = 1.0 if list(model.classes_) == terms else -1.0
+            w, b = sign * model.coef_[0], sign * model.intercept_[0]
+            coef = np.vstack([-w, w]).astype(np.float32)
+            intercept = np.array([-b, b], dtype=np.float32)
+        else:
+            order = [list(model.classes_).index(t) for t in terms]
+            coef = model.coef_[order].astype(np.float32)
+            intercept = model.intercept_[order].astype(np.float32)
     centroids = np.vstack([np.asarray(F[y == t].mean(axis=0)).ravel() for t in terms])
     names = class_names(sub.obs)
     counts = pd.Series(y).value_counts()
@@ -422,3 +425,42 @@ def reference_expert(
             "panel_genes": np.full(F.shape[0], len(model.genes), dtype=np.float32),
         },
     )
+
+
+def class_self_similarity(
+    reference, genes, *, per_class: int = 200, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """How similar each reference class's own cells are to their class centroid.
+
+    On the genes the query shares with the reference (as the reference expert sees them):
+    per class, the 5% quantile and the median of its cells' cosine similarity to the class
+    centroid. A query cell below its class's 5% quantile is less like the class than 95% of
+    the class's own cells.
+
+    Parameters
+    ----------
+    reference
+        :class:`~scagent.memory.ReferenceData` or a labelled AnnData.
+    genes
+        The query's gene symbols.
+    per_class
+        Reference cells sampled per class.
+    seed
+        Seed of the sample.
+    """
+    from ..memory import ReferenceData
+
+    ref = reference.adata if isinstance(reference, ReferenceData) else reference
+    panel = _panel(ref, np.asarray(genes, dtype=str))
+    y_all = ref.obs[LABEL_KEY].astype(str).to_numpy()
+    rows = _balanced(y_all, per_class, np.random.default_rng(seed))
+    F = sp.csr_matrix(_training_matrix(ref[rows], panel))
+    y = y_all[rows]
+    out = {}
+    norms = np.sqrt(np.asarray(F.multiply(F).sum(axis=1)).ravel())
+    for t in np.unique(y):
+        m = y == t
+        c = np.asarray(F[m].mean(axis=0)).ravel()
+        sim = np.asarray(F[m] @ c).ravel() / np.maximum(norms[m] * np.linalg.norm(c), 1e-12)
+        out[str(t)] = (float(np.quantile(sim, 0.05)), float(np.median(sim)))
+    return out

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from anndata import AnnData
 
 from .._files import file_sha256
 
-__all__ = ["ReferenceData", "reference_data"]
+__all__ = ["ReferenceData", "reference_data", "resolve_reference"]
+
+#: The ontology-id column, and the prefix of classes whose label matched no ontology term.
+_ONTOLOGY = "cell_type_ontology_term_id"
+_NAME_PREFIX = "name:"
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ class ReferenceData:
     version
         A string that changes whenever the cells or labels change (used in cache keys).
     name
-        ``"atlas"`` for the bundled atlas.
+        ``"atlas"`` for the bundled atlas, else the dataset's name in the dataset store
+        (:class:`~scagent.memory.DatasetStore`).
     """
 
     adata: AnnData
@@ -48,17 +53,102 @@ def reference_data(name: str | None = None) -> ReferenceData:
     ----------
     name
         ``None`` or ``"atlas"``: the bundled reference atlas (see
-        :func:`scagent.datasets.reference_atlas`).
+        :func:`scagent.datasets.reference_atlas`) with the cell types learnt since
+        (:func:`scagent.tl.add_cell_type`); any other name: that dataset of the
+        dataset store (``scagent memory add``, :class:`~scagent.memory.DatasetStore`).
 
     Returns
     -------
     The cells with their version. Do not modify ``adata`` in place: copy first.
-    """
-    if name not in (None, "atlas"):
-        msg = f"Unknown reference {name!r}; available: ['atlas']."
-        raise KeyError(msg)
 
-    return ReferenceData(_cached_atlas(), _atlas_version(), "atlas")
+    Raises
+    ------
+    KeyError
+        When the store has no dataset ``name`` (the message lists the names it has).
+    """
+    from ._datasets import DatasetStore
+    from ._learnt import LEARNT
+
+    if name in (None, "atlas"):
+        store = DatasetStore()
+        if not store.manifest_path.is_file() or LEARNT not in store.names():
+            return ReferenceData(_cached_atlas(), _atlas_version(), "atlas")
+        entry = store.entry(LEARNT)
+        adata = _atlas_and_learnt(str(store.root), entry["sha256"])
+        return ReferenceData(adata, f"{_atlas_version()}+{entry['reference_version']}", "atlas")
+    store = DatasetStore()
+    entry = store.entry(name)
+    adata = _cached_dataset(str(store.root), name, entry["sha256"])
+    return ReferenceData(adata, entry["reference_version"], name)
+
+
+@lru_cache(maxsize=4)
+def _cached_dataset(root: str, name: str, sha256: str) -> AnnData:
+    """A stored dataset, read once per content (the checksum is part of the key), its
+    unmatched labels as ``name:<label>`` classes."""
+    from ._datasets import DatasetStore
+
+    adata = DatasetStore(root).load(name)
+    ids = adata.obs[_ONTOLOGY].astype(str)
+    names = adata.obs["cell_type"].astype(str)
+    adata.obs[_ONTOLOGY] = ids.where(ids != "", _NAME_PREFIX + names).astype("category")
+    return adata
+
+
+def resolve_reference(
+    reference, *, plugins=None, experts: tuple[str, ...] = ()
+) -> tuple[object, object, tuple[str, ...], str | None]:
+    """What annotation runs against a ``reference`` argument.
+
+    Parameters
+    ----------
+    reference
+        ``None`` (the bundled atlas), a dataset name of the store (``"atlas"`` or one added
+        with ``scagent memory add``), a :class:`ReferenceData` or a labelled AnnData.
+    plugins
+        The plugins asked for (``None``: the default ones).
+    experts
+        The experts asked for.
+
+    Returns
+    -------
+    The reference (names resolved to :class:`ReferenceData`), the plugins and the experts
+    to run, and a note when the plugin expert was left out: a user's dataset is annotated
+    against alone, and the default plugins were trained on the bundled atlas's classes
+    (pass plugins trained on the dataset, ``scagent plugins train FILE --out FOLDER``,
+    to use them).
+
+    Raises
+    ------
+    InputDataError
+        When the store has no dataset of that name.
+    """
+    from .._errors import InputDataError
+
+    if not isinstance(reference, str):
+        return reference, plugins, tuple(experts), None
+    try:
+        ref = reference_data(reference)
+    except KeyError as err:
+        raise InputDataError(err.args[0]) from None
+    note = None
+    if ref.name != "atlas" and plugins is None and "plugin" in experts:
+        experts = tuple(e for e in experts if e != "plugin")
+        note = (
+            f"Annotated against the dataset {ref.name!r} alone: its reference and marker "
+            "experts; the default plugins were trained on the bundled atlas, so the plugin "
+            f"expert did not run (pass plugins trained on {ref.name!r} to add it)."
+        )
+    return ref, plugins, tuple(experts), note
+
+
+@lru_cache(maxsize=2)
+def _atlas_and_learnt(root: str, sha256: str) -> AnnData:
+    """The atlas joined with the cell types learnt since (read once per content)."""
+    from ._datasets import DatasetStore
+    from ._learnt import LEARNT, atlas_with_learnt
+
+    return atlas_with_learnt(_cached_atlas(), DatasetStore(root).load(LEARNT))
 
 
 @cache

@@ -132,6 +132,33 @@ class PluginRegistry:
         )
         raise PluginError(msg)
 
+    def rollback(self, name: str) -> int:
+        """Withdraw the latest version of ``name`` (it must be in the writable root): its
+        folder is renamed aside (``rolled-back-v<N>-<time>``, kept on disk), so the
+        previous version is the one loaded again.
+
+        Returns
+        -------
+        The version now current.
+        """
+        import time
+
+        versions = self._versions(name)
+        if len(versions) < 2:
+            msg = f"Plugin {name!r} has no earlier version to roll back to ({self})."
+            raise PluginError(msg)
+        version, path = versions[-1]
+        folder = self.roots[0] / name
+        if path.parent != folder:
+            msg = (
+                f"The latest version of {name!r} (v{version}) is in {path.parent}, not in the "
+                f"writable root {self.roots[0]}: only plugins you trained can be rolled back."
+            )
+            raise PluginError(msg)
+        with file_lock(folder / _LOCK):
+            os.replace(path, folder / f"rolled-back-v{version}-{int(time.time())}")
+        return self._versions(name)[-1][0]
+
     def _next_version(self, name: str) -> int:
         """One more than any version of ``name`` in any root, or any version folder name."""
         taken = self.versions(name)

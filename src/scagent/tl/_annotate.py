@@ -21,6 +21,7 @@ from .._constants import (
     OBS_CONSENSUS_ID,
     OBS_ONTOLOGY,
     OBS_PROB_PREFIX,
+    OBS_SIMILARITY,
     OBS_TISSUE,
     OBS_TISSUE_CONF,
     OBS_TYPE,
@@ -93,7 +94,12 @@ def annotate_prepared(
 ) -> AnnotationResult:
     """Annotate a query that :func:`scagent.pp.prepare` has prepared (the engine behind
     :func:`annotate`; arguments as there)."""
+    from ..memory._reference import resolve_reference
+
     t0 = time.perf_counter()
+    reference, plugins, experts, note = resolve_reference(
+        reference, plugins=plugins, experts=experts
+    )
     groups = None
     if groupby is not None:
         if groupby not in adata.obs:
@@ -131,6 +137,7 @@ def annotate_prepared(
     obs[OBS_CONSENSUS] = pd.Categorical(np.asarray(cons_names, dtype=str))
     obs[OBS_CONSENSUS_ID] = pd.Categorical(cons.astype(str))
     obs[OBS_CLUSTER] = pd.Categorical(g.structure.clusters)
+    obs[OBS_SIMILARITY] = ev.cell_info["reference_similarity"].astype(np.float32)
     expert_calls = {}
     for name in ev.probs:
         Pe = alone(ev, name, params.temperatures.get(name, 1.0))
@@ -174,7 +181,7 @@ def annotate_prepared(
                 expert_calls,
             )
         ),
-        "notes": list(g.notes),
+        "notes": list(g.notes) + ([note] if note else []),
         "seconds": {**g.seconds, "total": round(time.perf_counter() - t0, 2)},
     }
     return AnnotationResult(obs, fused.probs, g.tuned, record, g)
@@ -250,6 +257,7 @@ def annotate(
     experts: tuple[str, ...] = EXPERTS,
     groupby: str | None = None,
     majority_voting: bool = False,
+    novelty: bool = True,
     fusion: FusionParams | None = None,
     batch_size: int | None = None,
     progress: bool | None = None,
@@ -275,7 +283,9 @@ def annotate(
     tissue
         The tissue of every cell, when known (one of the reference's tissues).
     reference
-        The reference to annotate against: ``None`` (the bundled atlas), a
+        The reference to annotate against: ``None`` (the bundled atlas), the name of a
+        dataset of the dataset store (``scagent memory add``; annotated against it alone,
+        without the default plugins, which know the atlas's classes), a
         :class:`~scagent.memory.ReferenceData` or a labelled AnnData (raw counts; ``obs``
         ``cell_type``, ``cell_type_ontology_term_id``, ``tissue``, ``dataset``).
     plugins
@@ -291,6 +301,10 @@ def annotate(
     majority_voting
         Also replace each call by its group's majority (CellTypist's option); groups are
         ``groupby``'s clusters or Leiden over-clusters, split by tissue.
+    novelty
+        Then mark the cells no known type fits (:func:`scagent.tl.detect_novel` with the
+        statistical judge; its nearest-neighbour evidence is used when the vector memory
+        holds the reference): they are called ``"unknown"``.
     fusion
         Fusion settings (default: the shipped ones learnt on cross-study tasks).
     batch_size, progress
@@ -303,7 +317,9 @@ def annotate(
     ``None``, or the annotated copy when ``copy=True``. Sets
 
     ``.obs['scagent_cell_type']``, ``.obs['scagent_cell_type_ontology_id']``
-        The call (a reference class) and its Cell Ontology id.
+        The call (a reference class, or ``"unknown"`` for novel cells) and its Cell
+        Ontology id; with ``novelty``, also the columns :func:`scagent.tl.detect_novel`
+        writes (``scagent_is_novel``, ``scagent_novel_hint``...).
     ``.obs['scagent_confidence']``
         Calibrated probability that the call is right.
     ``.obs['scagent_agreement']``
@@ -316,6 +332,8 @@ def annotate(
         class) and its cluster's fit to that tissue.
     ``.obs['scagent_cluster']``
         The query cluster the experts judged.
+    ``.obs['scagent_reference_similarity']``
+        Cosine similarity of the cell to its nearest reference class (on the shared genes).
     ``.obs['scagent_call_<expert>']``, ``.obs['scagent_prob_<expert>']``
         Each expert's own call and calibrated probability.
     ``.obsm['scagent_probabilities']``
@@ -343,7 +361,12 @@ def annotate(
     )
     if work is not target and work.n_vars != target.n_vars:
         logger.info("Annotated on the genes of .raw (%d).", work.n_vars)
+    from ._detect_novel import clear_novelty, detect_novel
+
+    clear_novelty(target)
     write_result(target, res)
     if majority_voting:
         vote(target, groupby=groupby, pcs=res.gathered.structure.pcs)
+    if novelty:
+        detect_novel(target, reference=reference, plugins=plugins, model=model, build_memory=False)
     return target if copy else None

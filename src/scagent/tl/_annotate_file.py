@@ -28,7 +28,7 @@ from ..experts import EXPERTS
 from ..io import read
 from ..io._backed import BackedH5ad
 from ..pp import prepare
-from ._annotate import annotate, annotate_prepared, vote
+from ._annotate import annotate, annotate_prepared, vote, write_result
 
 __all__ = ["annotate_file"]
 
@@ -49,6 +49,7 @@ def annotate_file(
     experts: tuple[str, ...] = EXPERTS,
     groupby: str | None = None,
     majority_voting: bool = False,
+    novelty: bool = True,
     gene_column: str | None = None,
     species: str | None = None,
     chunk_size: int = 10_000,
@@ -68,10 +69,11 @@ def annotate_file(
         Input file (anything :func:`scagent.read` reads).
     out
         Output ``.h5ad``.
-    tissue, reference, plugins, model, experts, groupby, majority_voting
-        As in :func:`scagent.tl.annotate`. A streamed file's tissue, when not given, is
-        decided once on up to 5,000 cells sampled across it and used for every chunk (or
-        decided per chunk when no tissue fits the sample).
+    tissue, reference, plugins, model, experts, groupby, majority_voting, novelty
+        As in :func:`scagent.tl.annotate` (novelty is judged per chunk). A streamed
+        file's tissue, when not given, is decided once on up to 5,000 cells sampled
+        across it and used for every chunk (or decided per chunk when no tissue fits the
+        sample).
     gene_column, species
         As in :func:`scagent.read`: the ``.var`` column of gene ids, and the species to keep
         of a file that mixes human and mouse (the output then holds that species' cells).
@@ -115,6 +117,7 @@ def annotate_file(
             experts=experts,
             groupby=groupby,
             majority_voting=majority_voting,
+            novelty=novelty,
         )
         _write_whole(adata, out)
         return summary(adata.obs)
@@ -123,7 +126,7 @@ def annotate_file(
             msg = f"groupby={groupby!r} is not an .obs column of {path.name}."
             raise InputDataError(msg)
         kw = {"reference": reference, "plugins": plugins, "model": model, "experts": experts}
-        return _stream(source, out, tissue, kw, groupby, majority_voting, chunk_size)
+        return _stream(source, out, tissue, kw, groupby, majority_voting, novelty, chunk_size)
 
 
 def _write_whole(adata: ad.AnnData, out: Path) -> None:
@@ -147,7 +150,24 @@ def _decide_tissue(source: BackedH5ad, kw: dict) -> tuple[str | None, dict]:
     return tissue or None, {"sample_cells": sample.n_obs, **decision}
 
 
-def _stream(source: BackedH5ad, out, tissue, kw, groupby, majority_voting, chunk_size):
+def _novel(chunk, res, kw: dict):
+    """The chunk's annotation with the novelty columns (``detect_novel`` on the chunk)."""
+    from ._detect_novel import detect_novel
+
+    write_result(chunk, res)
+    detect_novel(
+        chunk,
+        reference=kw["reference"],
+        plugins=kw["plugins"],
+        model=kw["model"],
+        build_memory=False,
+    )
+    res.record["novelty"] = chunk.uns[UNS_KEY]["novelty"]
+    res.record["novel_groups"] = chunk.uns[UNS_KEY]["novel_groups"]
+    return chunk.obs[[c for c in chunk.obs.columns if c.startswith("scagent_")]].copy()
+
+
+def _stream(source: BackedH5ad, out, tissue, kw, groupby, majority_voting, novelty, chunk_size):
     path = source.path
     kw = {**kw, "progress": False}
     sampled = None
@@ -158,7 +178,7 @@ def _stream(source: BackedH5ad, out, tissue, kw, groupby, majority_voting, chunk
         chunk = prepare(source.chunk(start, min(start + chunk_size, source.n_obs)), copy=True)
         groups = groupby if groupby in chunk.obs else None
         res = annotate_prepared(chunk, tissue=tissue, groupby=groups, **kw)
-        part = res.obs.copy()
+        part = _novel(chunk, res, kw) if novelty else res.obs.copy()
         part[OBS_CLUSTER] = [f"{k}:{c}" for c in part[OBS_CLUSTER].astype(str)]
         if majority_voting and groupby is None:
             voted = ad.AnnData(obs=part)

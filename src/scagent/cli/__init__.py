@@ -1,0 +1,8 @@
+"""The ``scagent`` command line (one module per command group)."""
+
+from __future__ import annotations
+
+from . import _agent, _commands, _learn, _memory, _plugins  # noqa: F401  (register the commands)
+from ._app import app
+
+__all__ = ["app"]

@@ -1,0 +1,42 @@
+"""Novelty: which cells belong to no known type (the paper's section 4.2).
+
+Per-cell signals (:mod:`._signals`), candidate groups and their evidence (:mod:`._groups`),
+the statistical judge (:mod:`._judge`) and the LLM judge (:mod:`._llm_judge`); nearest known
+cells come from the vector memory or an exact search (:mod:`._neighbours`). The tool is
+:func:`scagent.tl.detect_novel`.
+"""
+
+from __future__ import annotations
+
+from ._decide import StatisticalDecision, statistical_decision
+from ._groups import MIN_CELLS, MIN_SHARE, candidate_groups, group_evidence, group_means
+from ._judge import FEATURES, JudgeParams, fit_judge, judge_features, novelty_probability
+from ._llm_judge import SCHEMA, judge_with_llm, novelty_prompt, parse_judgement
+from ._neighbours import ExactNeighbours, MemoryNeighbours, NeighbourSource
+from ._signals import SIGNALS, CellSignals, cell_signals, outside_mass
+
+__all__ = [
+    "FEATURES",
+    "MIN_CELLS",
+    "MIN_SHARE",
+    "SCHEMA",
+    "SIGNALS",
+    "CellSignals",
+    "ExactNeighbours",
+    "JudgeParams",
+    "MemoryNeighbours",
+    "NeighbourSource",
+    "StatisticalDecision",
+    "candidate_groups",
+    "cell_signals",
+    "fit_judge",
+    "group_evidence",
+    "group_means",
+    "judge_features",
+    "judge_with_llm",
+    "novelty_probability",
+    "novelty_prompt",
+    "outside_mass",
+    "parse_judgement",
+    "statistical_decision",
+]

@@ -1,0 +1,228 @@
+"""Per-cell signs that a cell may belong to no known type.
+
+Each signal is oriented so that larger means "less like any known type":
+
+``uncertainty``
+    1 - the calibrated confidence of the annotation.
+``disagreement``
+    1 - the share of experts whose own call is the fused call.
+``similarity_deficit``
+    How far the cell's similarity to its called reference class (cosine, on the genes it
+    shares with the reference) falls below that class's own cells' 5% quantile, in units
+    of the class's spread (median - 5% quantile); 0 at the quantile.
+``outside_markers``
+    The marker expert's probability (over every marker set of the table, not only the
+    reference's classes) on cell types that are neither a reference class nor an ancestor
+    or descendant of one: the markers of a type the reference lacks.
+``distance_ratio_<space>``
+    Cosine distance to the called class's centroid in the pretrained or tuned embedding
+    space, over that class's 95% quantile of its own cells' distances (the paper's outlier
+    rule, with a per-class threshold from the reference's own distribution).
+``neighbour_disagreement_<space>``
+    Share of the cell's ``k`` nearest known cells in that space whose type is not the call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .._constants import OBS_AGREEMENT, OBS_CLUSTER, OBS_CONF, OBS_ONTOLOGY, OBS_TISSUE
+from ..knowledge import cell_ontology
+from ..memory import ClassStats, Neighbours
+from ._neighbours import NeighbourSource
+
+__all__ = ["SIGNALS", "CellSignals", "cell_signals", "outside_mass"]
+
+SIGNALS = (
+    "uncertainty",
+    "disagreement",
+    "similarity_deficit",
+    "outside_markers",
+    "distance_ratio_pretrained",
+    "neighbour_disagreement_pretrained",
+    "distance_ratio_tuned",
+    "neighbour_disagreement_tuned",
+)
+
+
+@dataclass
+class CellSignals:
+    """Signals of every cell, and what they were computed from.
+
+    Attributes
+    ----------
+    frame
+        One row per cell: :data:`SIGNALS` (NaN where a space or expert was missing), the
+        call, tissue and cluster.
+    neighbours
+        Space name to the cells' nearest known cells.
+    hints
+        Per cell: the best cell type outside the reference by the markers (Cell Ontology
+        id), its label and probability (``""``/0 when none).
+    info
+        What was used (spaces searched, k, reference classes).
+    """
+
+    frame: pd.DataFrame
+    neighbours: dict[str, Neighbours]
+    hints: pd.DataFrame
+    info: dict = field(default_factory=dict)
+
+
+def _related(term: str, classes: set[str]) -> bool:
+    onto = cell_ontology()
+    if term in classes:
+        return True
+    if term not in onto:
+        return False
+    anc = set(onto.ancestors(term))
+    return bool(anc & classes) or any(c in onto and term in onto.ancestors(c) for c in classes)
+
+
+def outside_mass(call, reference_classes) -> tuple[np.ndarray, pd.DataFrame]:
+    """Marker probability on types unrelated to the reference, and the best such type.
+
+    Parameters
+    ----------
+    call
+        The marker expert's :class:`~scagent.experts.ExpertCall` over all marker terms.
+    reference_classes
+        Cell Ontology ids of the reference's classes.
+
+    Returns
+    -------
+    Per cell, the outside mass, and a frame of the best outside type (``hint_id``,
+    ``hint_name``, ``hint_probability``).
+    """
+    classes = set(reference_classes)
+    outside = np.array([not _related(t, classes) for t in call.terms], dtype=bool)
+    P = np.nan_to_num(call.probs, nan=0.0)
+    mass = P[:, outside].sum(axis=1) if outside.any() else np.zeros(len(P))
+    hints = pd.DataFrame(
+        {"hint_id": "", "hint_name": "", "hint_probability": 0.0}, index=np.arange(len(P))
+    )
+    if outside.any():
+        sub = P[:, outside]
+        best = sub.argmax(axis=1)
+        ids = np.asarray(call.terms, dtype=object)[outside][best]
+        names = np.asarray(call.names, dtype=object)[outside][best]
+        prob = sub[np.arange(len(P)), best]
+        hints = pd.DataFrame({"hint_id": ids, "hint_name": names, "hint_probability": prob})
+    return mass.astype(np.float32), hints
+
+
+def _centroid_ratio(
+    vectors: np.ndarray, calls: np.ndarray, stats: ClassStats, key_cols: pd.DataFrame | None
+) -> np.ndarray:
+    """Cosine distance to the called class's centroid over the class's 95% quantile."""
+    out = np.full(len(calls), np.nan, dtype=np.float32)
+    table = stats.table
+    if table.empty:
+        return out
+    V = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    C = stats.centroids / np.maximum(np.linalg.norm(stats.centroids, axis=1, keepdims=True), 1e-12)
+    lookup: dict[tuple, int] = {}
+    for i, row in table.reset_index(drop=True).iterrows():
+        key = (row["term"],) if key_cols is None else (row["term"], row["tissue"])
+        # several plugin versions: the last row of a class wins (rows are sorted by version)
+        lookup[key] = i
+    q95 = table["q95"].to_numpy(dtype=float)
+    for i in range(len(calls)):
+        if not np.isfinite(V[i]).all():
+            continue
+        key = (calls[i],) if key_cols is None else (calls[i], key_cols.iloc[i]["tissue"])
+        j = lookup.get(key)
+        if j is None:
+            continue
+        d = 1.0 - float(V[i] @ C[j])
+        out[i] = d / max(q95[j], 1e-3)
+    return out
+
+
+def _neighbour_disagreement(nb: Neighbours, calls: np.ndarray) -> np.ndarray:
+    found = ~np.isnan(nb.distance)
+    same = (nb.fields["cell_type_ontology_term_id"] == calls[:, None]) & found
+    n = found.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, 1.0 - same.sum(axis=1) / n, np.nan).astype(np.float32)
+
+
+def cell_signals(
+    adata,
+    *,
+    source: NeighbourSource,
+    pretrained: np.ndarray,
+    tuned: np.ndarray | None,
+    markers,
+    reference_classes,
+    self_similarity: dict[str, tuple[float, float]],
+    similarity: np.ndarray,
+    k: int = 10,
+) -> CellSignals:
+    """The novelty signals of an annotated query (see the module docstring).
+
+    Parameters
+    ----------
+    adata
+        The query after :func:`scagent.tl.annotate`.
+    source
+        Nearest known cells and class statistics (``None``: no neighbour signals).
+    pretrained, tuned
+        The query's embeddings in both spaces (``tuned`` may be ``None``; NaN rows where no
+        plugin ran).
+    markers
+        The marker expert's call over every marker term.
+    reference_classes
+        Cell Ontology ids of the reference's classes.
+    self_similarity
+        Per class: the 5% quantile and median of its own reference cells' similarity.
+    similarity
+        Each query cell's similarity to its nearest reference class.
+    k
+        Neighbours per space.
+    """
+    obs = adata.obs
+    calls = obs[OBS_ONTOLOGY].astype(str).to_numpy(dtype=object)
+    tissues = obs[OBS_TISSUE].astype(str).to_numpy(dtype=object)
+    frame = pd.DataFrame(index=obs.index)
+    frame["call"] = calls
+    frame["tissue"] = tissues
+    frame["cluster"] = obs[OBS_CLUSTER].astype(str).to_numpy()
+    frame["uncertainty"] = 1.0 - obs[OBS_CONF].to_numpy(dtype=float)
+    frame["disagreement"] = 1.0 - obs[OBS_AGREEMENT].to_numpy(dtype=float)
+    q = np.array([self_similarity.get(c, (np.nan, np.nan)) for c in calls], dtype=float)
+    spread = np.maximum(q[:, 1] - q[:, 0], 0.02)
+    frame["similarity_deficit"] = (q[:, 0] - similarity) / spread
+    mass, hints = outside_mass(markers, reference_classes)
+    frame["outside_markers"] = mass
+    hints.index = obs.index
+    neighbours = {}
+    spaces = {"pretrained": pretrained, "tuned": tuned}
+    for space, V in spaces.items():
+        if source is None or V is None or not np.isfinite(V).any():
+            frame[f"distance_ratio_{space}"] = np.nan
+            frame[f"neighbour_disagreement_{space}"] = np.nan
+            continue
+        ok = np.isfinite(V).all(axis=1)
+        nb = Neighbours.empty(space, len(V), k)
+        if ok.any():
+            found = source.search(
+                space, V[ok], k=k, tissue=tissues[ok] if space == "tuned" else None
+            )
+            nb.distance[ok] = found.distance
+            for f_name in nb.fields:
+                nb.fields[f_name][ok] = found.fields[f_name]
+        neighbours[space] = nb
+        stats = source.class_stats(space)
+        keys = frame[["tissue"]] if space == "tuned" else None
+        frame[f"distance_ratio_{space}"] = _centroid_ratio(V, calls, stats, keys)
+        frame[f"neighbour_disagreement_{space}"] = _neighbour_disagreement(nb, calls)
+    info = {
+        "k": k,
+        "spaces": sorted(neighbours),
+        "n_reference_classes": len(set(reference_classes)),
+    }
+    return CellSignals(frame, neighbours, hints, info)
