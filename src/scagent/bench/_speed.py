@@ -145,7 +145,9 @@ def _stream_row(n: int, seed: int) -> dict:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - t0
         if proc.returncode != 0:
-            msg = f"scagent annotate failed on {n} cells: {proc.stderr[-2000:]}"
+            lines = proc.stderr.replace("\r", "\n").splitlines()
+            errors = [ln for ln in lines if ln.strip() and "it/s]" not in ln and "/s]" not in ln]
+            msg = f"scagent annotate failed on {n} cells: {' | '.join(errors[-20:])}"
             raise RuntimeError(msg)
         peak_mb = int(proc.stdout.strip().splitlines()[-1]) / 1024
     return {
