@@ -69,3 +69,25 @@ def test_cli_add_type_selects_cells(home, tmp_path):
         ["add-type", str(path), "--cell-type", "x", "--tissue", "brain", "--select", "nope=1"],
     )
     assert out.exit_code == 2 and "COLUMN=VALUE" in out.output
+
+
+def test_vector_memory_holding_the_reference_gets_the_new_cells(home, atlas):
+    from scagent.memory import VectorMemory
+    from scagent.memory._build import embed_both, store_cells
+    from scagent.models import load_encoder
+
+    brain = atlas[atlas.obs["tissue"].astype(str) == "brain"].copy()
+    encoder = load_encoder()
+    with VectorMemory() as mem:
+        emb = embed_both(brain, brain.obs["tissue"].astype(str).to_numpy(), model=encoder)
+        store_cells(mem, brain, emb, dataset="atlas")
+    malignant = sa.datasets.novel_type_example()[:16].copy()
+    result = sa.tl.add_cell_type(malignant, "malignant cell", tissue="brain", config=FAST)
+    assert result.vectors == {
+        "removed": 2 * brain.n_obs,
+        "pretrained": brain.n_obs + 16,
+        "tuned": brain.n_obs + 16,
+    }
+    with VectorMemory() as mem:
+        assert mem.count("pretrained", dataset="atlas", tissue="brain") == brain.n_obs + 16
+        assert mem.count("tuned", dataset="atlas", plugin_version="brain@v2") == brain.n_obs + 16

@@ -134,6 +134,20 @@ def store_cells(
     -------
     Rows removed and stored per space (``removed``, ``pretrained``, ``tuned``).
     """
+    removed = memory.delete(dataset=dataset)
+    return {"removed": removed, **insert_cells(memory, adata, emb, dataset=dataset)}
+
+
+def insert_cells(
+    memory: VectorMemory, adata: AnnData, emb: Embedded, *, dataset: str
+) -> dict[str, int]:
+    """Add these cells to dataset ``dataset`` in both spaces (nothing removed; see
+    :func:`store_cells` for ``adata.obs``).
+
+    Returns
+    -------
+    Rows stored per space (``pretrained``, ``tuned``).
+    """
     obs = adata.obs
     fields = {
         "cell_ids": adata.obs_names.astype(str).to_numpy(),
@@ -145,8 +159,7 @@ def store_cells(
         .map(lambda t: "" if t.startswith("name:") else t)
         .to_numpy(),
     }
-    removed = memory.delete(dataset=dataset)
-    out = {"removed": removed}
+    out = {}
     out["pretrained"] = memory.insert(
         "pretrained", emb.pretrained, dataset=dataset, encoder=emb.encoder, **fields
     )

@@ -186,7 +186,7 @@ def add_cell_type(
     t = time.perf_counter()
     encoder = load_encoder(model)
     registry = resolve_registry(plugins)
-    name = registry.plugin_for(tissue) if tissue in _tissues(registry) else tissue
+    name = registry.plugin_for(tissue) if tissue in registry.tissues() else tissue
     before = registry.manifest(name).get("metrics", {}) if name in registry.names() else {}
     rows = _replay(ref.adata, tissue, replay_per_class, seed)
     train = merge_cells(ref.adata[rows].copy(), new)
@@ -249,19 +249,11 @@ def add_cell_type(
     return result
 
 
-def _tissues(registry) -> set[str]:
-    out = set()
-    for n in registry.names():
-        if n != "tissue":
-            out.add(registry.manifest(n).get("tissue") or n)
-    return out
-
-
 def _update_vectors(reference: str, new: AnnData, encoder, registry, tissue: str) -> dict:
     """Store the new cells in both spaces when the vector memory holds this reference;
     the tissue's tuned rows are re-embedded with the new plugin version."""
     from ..memory import VectorMemory
-    from ..memory._build import embed_both
+    from ..memory._build import embed_both, insert_cells
     from ..memory._reference import reference_data
 
     try:
@@ -275,23 +267,7 @@ def _update_vectors(reference: str, new: AnnData, encoder, registry, tissue: str
     rows = np.flatnonzero(ref.obs["tissue"].astype(str).to_numpy() == tissue)
     cells = ref[rows].copy()
     emb = embed_both(cells, np.full(cells.n_obs, tissue), model=encoder, registry=registry)
-    obs = cells.obs
-    fields = {
-        "cell_ids": cells.obs_names.astype(str).to_numpy(),
-        "tissue": tissue,
-        "cell_type": obs["cell_type"].astype(str).to_numpy(),
-        "ontology_id": obs["cell_type_ontology_term_id"].astype(str).to_numpy(),
-        "dataset": reference,
-        "encoder": emb.encoder,
-    }
     out = {"removed": mem.delete(dataset=reference, tissue=tissue)}
-    out["pretrained"] = mem.insert("pretrained", emb.pretrained, **fields)
-    has = np.isfinite(emb.tuned).all(axis=1)
-    sub = {k: (v[has] if isinstance(v, np.ndarray) else v) for k, v in fields.items()}
-    out["tuned"] = (
-        mem.insert("tuned", emb.tuned[has], plugin_version=emb.plugin_version[has], **sub)
-        if has.any()
-        else 0
-    )
+    out.update(insert_cells(mem, cells, emb, dataset=reference))
     mem.close()
     return out
