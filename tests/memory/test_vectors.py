@@ -81,6 +81,61 @@ def test_insert_search_and_filters(tmp_path):
         assert np.isnan(memory.search("tuned", q, k=3).distance).all()
 
 
+def _exact_in_tissue(q, cells, tissue, k):
+    keep = cells["tissue"] == tissue
+    sims = q @ cells["vectors"][keep].T
+    return np.array(cells["cell_ids"])[keep][np.argsort(-sims, axis=1)[:, :k]]
+
+
+def test_cells_are_partitioned_by_tissue(tmp_path):
+    from scagent.memory._schema import LAYOUT_MARKER, partition_of
+
+    a = _cells(400, 3, "d1")
+    q = a["vectors"][:20]
+    with VectorMemory(tmp_path / "m.db") as memory:
+        _insert(memory, "pretrained", a)
+        coll = "scagent_pretrained"
+        parts = set(memory.client.list_partitions(coll))
+        assert {LAYOUT_MARKER, partition_of("blood"), partition_of("lung")} <= parts
+        assert memory.client.get_partition_stats(coll, "_default")["row_count"] == 0
+        blood = int((a["tissue"] == "blood").sum())
+        assert memory.client.get_partition_stats(coll, partition_of("blood"))["row_count"] == blood
+        # a tissue-filtered search reads that partition only, and is exact at full nprobe
+        nb = memory.search("pretrained", q, k=5, tissue="blood", nprobe=128)
+        assert (nb["tissue"] == "blood").all()
+        assert (nb["cell_id"] == _exact_in_tissue(q, a, "blood", 5)).all()
+        # a tissue nobody stored: no neighbours, no error
+        assert np.isnan(memory.search("pretrained", q, k=5, tissue="skin").distance).all()
+        # a tissue added later (by this or another process) is found
+        b = _cells(50, 4, "d2")
+        b["tissue"] = np.full(50, "skin")
+        _insert(memory, "pretrained", b)
+        memory._partitions.clear()  # as a process that listed the partitions before
+        memory._partitions[coll] = {LAYOUT_MARKER}
+        nb = memory.search("pretrained", q, k=3, tissue="skin")
+        assert (nb["dataset"] == "d2").all()
+
+
+def test_a_store_without_tissue_partitions_is_searched_by_filter(tmp_path):
+    """Stores written before cells were partitioned (all in ``_default``) still work."""
+    from scagent.memory._config import SPACES
+    from scagent.memory._schema import LAYOUT_MARKER, ensure_collections
+
+    a = _cells(300, 5, "d1")
+    q = a["vectors"][:10]
+    with VectorMemory(tmp_path / "m.db") as memory:
+        coll = "scagent_pretrained"
+        ensure_collections(memory.client, SPACES["pretrained"], 16, memory.index)
+        memory.client.release_collection(coll)
+        memory.client.drop_partition(coll, LAYOUT_MARKER)
+        assert LAYOUT_MARKER not in memory.client.list_partitions(coll)
+        _insert(memory, "pretrained", a)  # the old layout: into _default
+        assert memory.client.get_partition_stats(coll, "_default")["row_count"] == 300
+        nb = memory.search("pretrained", q, k=5, tissue="lung", nprobe=128)
+        assert (nb["tissue"] == "lung").all()
+        assert (nb["cell_id"] == _exact_in_tissue(q, a, "lung", 5)).all()
+
+
 def test_tuned_space_keeps_plugin_versions_apart(tmp_path):
     a = _cells(300, 2, "d1")
     with VectorMemory(tmp_path / "m.db") as memory:

@@ -308,7 +308,8 @@ def memory_suite(*, seed: int = 0, quick: bool = False) -> Section:
         f"segment, default nprobe {INDEX.nprobe}. Stored vectors: the "
         f"atlas's {len(E):,} real `X_scagent` embeddings, then resampled cells (a real cell "
         "plus noise the size of the median nearest-neighbour distance). Queries: other "
-        f"resampled blood cells, top-{K} among stored blood cells (a `tissue` filter); "
+        f"resampled blood cells, top-{K} among stored blood cells (a `tissue` filter: the "
+        "memory keeps one Milvus partition per tissue and searches the tissue's partition); "
         "exact search on the same vectors in the same run (NumPy brute force gives the "
         "truth, FAISS IndexFlatIP the speed reference).",
     )
@@ -327,8 +328,8 @@ def memory_suite(*, seed: int = 0, quick: bool = False) -> Section:
         f"{top['queries']:,} queries over {top['stored cells']:,} cells: Milvus Lite "
         f"{top['Milvus IVF_FLAT s']:.1f} s, exact FAISS {top['FAISS flat s']:.1f} s "
         f"({top['Milvus / FAISS']:.2f}x; target within 3x).",
-        "Milvus Lite runs in this process (a Python gRPC server on FAISS): every hit is "
-        "materialised in Python, which bounds its speed for large batches; a Milvus server "
-        "takes the same calls (SCAGENT_MILVUS_URI).",
+        "Milvus Lite runs in this process (a Python gRPC server on FAISS, one IVF index per "
+        "segment of about 65,000 rows): every hit is materialised in Python; a Milvus "
+        "server takes the same calls (SCAGENT_MILVUS_URI).",
     ]
     return section

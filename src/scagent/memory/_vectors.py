@@ -13,7 +13,7 @@ from ._classes import datasets_of, recompute, refresh, stats_rows, update_after_
 from ._client import close, open_client
 from ._config import INDEX, SPACES, IndexParams, Space, memory_token, memory_uri
 from ._neighbours import NEIGHBOUR_FIELDS, Neighbours
-from ._schema import FIELDS, ensure_collections, expression, load
+from ._schema import FIELDS, LAYOUT_MARKER, ensure_collections, expression, load, partition_of
 from ._stats import ClassStats, stats_frame
 
 __all__ = ["VectorMemory"]
@@ -97,6 +97,7 @@ class VectorMemory:
             uri, token=memory_token() if token is None else token, timeout=timeout
         )
         self._loaded: set[str] = set()
+        self._partitions: dict[str, set[str]] = {}
 
     # -- connection ------------------------------------------------------------------
     @property
@@ -145,6 +146,27 @@ class VectorMemory:
             self._loaded.add(sp.name)
             return True
         return False
+
+    def _partition_names(self, sp: Space, *, fresh: bool = False) -> set[str] | None:
+        """The space's partitions, or ``None`` for a store without per-tissue partitions
+        (``fresh``: ask Milvus again, for partitions another process created since)."""
+        if fresh or sp.collection not in self._partitions:
+            self._partitions[sp.collection] = set(self.client.list_partitions(sp.collection))
+        names = self._partitions[sp.collection]
+        return names if LAYOUT_MARKER in names else None
+
+    def _partition_for(self, sp: Space, tissue: str) -> str | None:
+        """The partition new cells of ``tissue`` go to (created on first use); ``None`` in
+        a store without per-tissue partitions."""
+        names = self._partition_names(sp)
+        if names is None:
+            return None
+        name = partition_of(tissue)
+        if name not in names:
+            if not self.client.has_partition(sp.collection, name):
+                self.client.create_partition(sp.collection, name)
+            names.add(name)
+        return name
 
     def count(self, space: str, **filters) -> int:
         """Rows of ``space`` matching ``filters`` (``tissue=``, ``dataset=``...)."""
@@ -210,12 +232,17 @@ class VectorMemory:
         ensure_collections(self.client, sp, V.shape[1], self.index)
         self._loaded.add(sp.name)
         columns = {f: meta[f].tolist() for f in FIELDS}
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            rows = [
-                {"vector": V[i], **{f: columns[f][i] for f in FIELDS}} for i in range(start, stop)
-            ]
-            self.client.insert(sp.collection, rows)
+        for tissue_name, where in meta.groupby("tissue", sort=False).indices.items():
+            partition = self._partition_for(sp, tissue_name)
+            for start in range(0, len(where), batch_size):
+                rows = [
+                    {"vector": V[i], **{f: columns[f][i] for f in FIELDS}}
+                    for i in where[start : start + batch_size]
+                ]
+                if partition is None:
+                    self.client.insert(sp.collection, rows)
+                else:
+                    self.client.insert(sp.collection, rows, partition_name=partition)
         update_after_insert(self, sp, meta, V)
         logger.info("Stored %d cells in the %s space.", n, sp.name)
         return n
@@ -270,6 +297,7 @@ class VectorMemory:
                 if self.client.has_collection(name):
                     self.client.drop_collection(name)
             self._loaded.discard(sp.name)
+            self._partitions.pop(sp.collection, None)
 
     # -- class statistics ------------------------------------------------------------
     def refresh_stats(self, space: str | None = None) -> int:
@@ -385,11 +413,20 @@ class VectorMemory:
             "metric_type": self.index.metric,
             "params": {"nprobe": nprobe or self.index.nprobe},
         }
+        partitions = self._partition_names(sp)
         for (t, p), rows in keys.groupby(["t", "p"], sort=False).indices.items():
             if (tis is not None and t == "") or (pvs is not None and p == ""):
                 continue  # a per-query filter left empty: nothing to search
+            scope = {}
+            by_partition = tissue is not None and partitions is not None
+            if by_partition:
+                if partition_of(t) not in partitions:
+                    partitions = self._partition_names(sp, fresh=True)
+                    if partition_of(t) not in partitions:
+                        continue  # no stored cell of this tissue
+                scope = {"partition_names": [partition_of(t)]}
             expr = expression(
-                tissue=t if tissue is not None else None,
+                tissue=t if tissue is not None and not by_partition else None,
                 plugin_version=p if plugin_version is not None else None,
                 dataset=dataset,
                 encoder=encoder,
@@ -403,6 +440,7 @@ class VectorMemory:
                     filter=expr,
                     output_fields=list(NEIGHBOUR_FIELDS),
                     search_params=params,
+                    **scope,
                 )
                 for q, found in zip(part, hits):
                     for j, hit in enumerate(found):
