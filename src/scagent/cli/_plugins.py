@@ -50,15 +50,28 @@ def plugins_train(
         Path | None,
         typer.Argument(metavar="FILE", help="Labelled reference (default: the bundled atlas)."),
     ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="A stored dataset instead of FILE (scagent memory list): plugins go to "
+            "its own folder, used when annotating with --reference NAME.",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", metavar="FOLDER", help="Plugin folder (default: user's)."),
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FOLDER",
+            help="Plugin folder (default: user's, or the dataset's).",
+        ),
     ] = None,
     tissue_key: Annotated[
-        str, typer.Option(metavar="COLUMN", help=".obs column of tissues.")
+        str, typer.Option(metavar="COLUMN", help=".obs column of tissues (FILE).")
     ] = "tissue",
     label_key: Annotated[
-        str, typer.Option(metavar="COLUMN", help=".obs column of cell types.")
+        str, typer.Option(metavar="COLUMN", help=".obs column of cell types (FILE).")
     ] = "cell_type",
     tissue: Annotated[
         list[str] | None,
@@ -79,26 +92,47 @@ def plugins_train(
     _logging(verbose)
     import time
 
+    from .._errors import InputDataError
+
+    if data is not None and reference is not None:
+        with _user_errors():
+            msg = (
+                f"Give either FILE ({data}) or --reference ({reference}), not both: "
+                "--reference trains on a dataset of the dataset store (scagent memory list)."
+            )
+            raise InputDataError(msg)
     from ..datasets import reference_atlas
     from ..io import read
-    from ..plugins import PluginRegistry, TrainConfig, default_registry, train_reference_plugins
+    from ..plugins import (
+        PluginRegistry,
+        TrainConfig,
+        default_registry,
+        train_dataset_plugins,
+        train_reference_plugins,
+    )
 
-    registry = PluginRegistry([out]) if out is not None else default_registry()
     t0 = time.perf_counter()
+    kw = {
+        "tissues": tissue,
+        "tissue_plugin": tissue_plugin,
+        "borrow": borrow,
+        "model": model,
+        "config": TrainConfig(max_epochs=max_epochs),
+        "seed": seed,
+    }
     with _user_errors():
-        adata = reference_atlas() if data is None else read(data)
-        saved = train_reference_plugins(
-            adata,
-            registry,
-            tissue_key=tissue_key,
-            label_key=label_key,
-            tissues=tissue,
-            tissue_plugin=tissue_plugin,
-            borrow=borrow,
-            model=model,
-            config=TrainConfig(max_epochs=max_epochs),
-            seed=seed,
-        )
+        if reference is not None:
+            from ..memory import dataset_plugins_path
+
+            folder = out if out is not None else dataset_plugins_path(reference)
+            saved = train_dataset_plugins(reference, out=out, **kw)
+        else:
+            registry = PluginRegistry([out]) if out is not None else default_registry()
+            folder = registry.roots[0]
+            adata = reference_atlas() if data is None else read(data)
+            saved = train_reference_plugins(
+                adata, registry, tissue_key=tissue_key, label_key=label_key, **kw
+            )
     for p in saved:
         f1 = p.metrics.get("macro_f1")
         typer.echo(
@@ -111,7 +145,9 @@ def plugins_train(
                 else "NO adapter: " + p.metrics.get("adapter_note", "")
             )
         )
-    typer.echo(f"\nsaved to {registry.roots[0]} in {time.perf_counter() - t0:.0f} s")
+    typer.echo(f"\nsaved to {folder} in {time.perf_counter() - t0:.0f} s")
+    if reference is not None and out is None:
+        typer.echo(f"annotate with them: scagent annotate FILE --reference {reference}")
 
 
 @plugins_app.command("rollback", cls=_Command)

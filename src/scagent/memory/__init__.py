@@ -6,7 +6,8 @@ The paper's memory module (sections 2.1 and 4.1.3):
   Milvus database, an embedded Milvus Lite store by default or any Milvus server
   (:func:`memory_uri`); batched inserts, filtered top-k search, per-class statistics.
 * :class:`DatasetStore` and :func:`reference_data`: the reference datasets (the bundled
-  atlas first, then the user's own, ``scagent memory add``), updated atomically.
+  atlas first, then the user's own, ``scagent memory add``), updated atomically, and
+  the plugins trained on a stored dataset (:func:`dataset_plugins`).
 * :class:`History` and :class:`EmbeddingCache`: the query log, tool traces and cached
   embeddings, in SQLite.
 
@@ -27,6 +28,7 @@ from ._config import (
     memory_token,
     memory_uri,
 )
+from ._dataset_plugins import dataset_plugins, dataset_plugins_path, remove_dataset_plugins
 from ._datasets import ATLAS, DatasetStore
 from ._errors import MemoryStoreBusy, MemoryStoreError, MemoryStoreUnreachable
 from ._harmonise import LabelReport, harmonise_reference
@@ -58,10 +60,13 @@ __all__ = [
     "Trace",
     "VectorMemory",
     "content_sha256",
+    "dataset_plugins",
+    "dataset_plugins_path",
     "embed_cached",
     "harmonise_reference",
     "memory_dir",
     "memory_token",
     "memory_uri",
     "reference_data",
+    "remove_dataset_plugins",
 ]

@@ -279,14 +279,17 @@ def add_dataset(
             f"added {name!r} (version {entry['version']}): {entry['n_cells']:,} cells, "
             f"{entry['n_genes']:,} genes; tissues: {tissues}",
             report.text(),
-            f"annotate against it: scagent annotate FILE --reference {name}; put its cells "
-            f"in the vector memory: scagent memory build --reference {name}",
+            f"annotate against it: scagent annotate FILE --reference {name}; train its "
+            f"plugins: scagent plugins train --reference {name}; put its cells in the "
+            f"vector memory: scagent memory build --reference {name}",
         ]
     )
 
 
 def remove_dataset(name: str, *, uri: str | None = None) -> str:
-    """``scagent memory remove``: take a dataset out of the store and the vector memory."""
+    """``scagent memory remove``: take a dataset out of the store and the vector memory,
+    and delete the plugins trained on it."""
+    from ._dataset_plugins import remove_dataset_plugins
     from ._datasets import DatasetStore
     from ._vectors import VectorMemory
 
@@ -295,9 +298,14 @@ def remove_dataset(name: str, *, uri: str | None = None) -> str:
     with VectorMemory(uri) as memory:  # opened first: a busy store changes nothing
         entry = store.remove(name)
         rows = memory.delete(dataset=name)
+    try:
+        folder = remove_dataset_plugins(name)
+        plugins = f"; deleted its plugins ({folder})" if folder is not None else ""
+    except OSError as err:  # they would only fit the very same content added again
+        plugins = f"; could not delete its plugins ({err}): delete them by hand"
     return (
         f"removed {name!r} ({entry['n_cells']:,} cells) from the dataset store and "
-        f"{rows:,} rows from the vector memory"
+        f"{rows:,} rows from the vector memory{plugins}"
     )
 
 

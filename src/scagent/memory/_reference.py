@@ -113,10 +113,12 @@ def resolve_reference(
     Returns
     -------
     The reference (names resolved to :class:`ReferenceData`), the plugins and the experts
-    to run, and a note when the plugin expert was left out: a user's dataset is annotated
-    against alone, and the default plugins were trained on the bundled atlas's classes
-    (pass plugins trained on the dataset, ``scagent plugins train FILE --out FOLDER``,
-    to use them).
+    to run, and a note when the plugin expert was left out. A user's dataset is annotated
+    against alone: with ``plugins=None`` its own plugins run
+    (:func:`~scagent.memory.dataset_plugins`, trained with ``scagent plugins train
+    --reference NAME``); without them, or when they were trained on an earlier content
+    of the dataset, the plugin expert is left out (the default plugins know the bundled
+    atlas's classes).
 
     Raises
     ------
@@ -133,12 +135,17 @@ def resolve_reference(
         raise InputDataError(err.args[0]) from None
     note = None
     if ref.name != "atlas" and plugins is None and "plugin" in experts:
-        experts = tuple(e for e in experts if e != "plugin")
-        note = (
-            f"Annotated against the dataset {ref.name!r} alone: its reference and marker "
-            "experts; the default plugins were trained on the bundled atlas, so the plugin "
-            f"expert did not run (pass plugins trained on {ref.name!r} to add it)."
-        )
+        from ._dataset_plugins import dataset_plugins
+
+        plugins = dataset_plugins(ref.name, version=ref.version)
+        if plugins is None:
+            experts = tuple(e for e in experts if e != "plugin")
+            note = (
+                f"Annotated against the dataset {ref.name!r} alone: its reference and marker "
+                f"experts. No plugins were trained on {ref.name!r} as it is now (the default "
+                "plugins know the bundled atlas's classes), so the plugin expert did not run; "
+                f"train them with `scagent plugins train --reference {ref.name}`."
+            )
     return ref, plugins, tuple(experts), note
 
 

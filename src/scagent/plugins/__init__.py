@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._calibrate import expected_calibration_error, fit_temperature
 from ._host import PluginHost, host_for
 from ._plugin import KINDS, Plugin, PluginError
-from ._reference import tissue_training_cells, train_reference_plugins
+from ._reference import tissue_training_cells, train_dataset_plugins, train_reference_plugins
 from ._registry import (
     TISSUE_PLUGIN,
     PluginRegistry,
@@ -30,6 +30,7 @@ __all__ = [
     "resolve_registry",
     "shipped_plugins_path",
     "tissue_training_cells",
+    "train_dataset_plugins",
     "train_plugin",
     "train_reference_plugins",
 ]

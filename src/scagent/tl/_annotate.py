@@ -285,12 +285,13 @@ def annotate(
     reference
         The reference to annotate against: ``None`` (the bundled atlas), the name of a
         dataset of the dataset store (``scagent memory add``; annotated against it alone,
-        without the default plugins, which know the atlas's classes), a
+        with its own plugins once ``scagent plugins train --reference NAME`` trained them,
+        never the default ones, which know the atlas's classes), a
         :class:`~scagent.memory.ReferenceData` or a labelled AnnData (raw counts; ``obs``
         ``cell_type``, ``cell_type_ontology_term_id``, ``tissue``, ``dataset``).
     plugins
         A :class:`~scagent.plugins.PluginRegistry` or folder (default: the user's plugins,
-        then the shipped ones).
+        then the shipped ones; with a stored dataset's name as ``reference``, its own).
     model
         The encoder the plugins were trained on.
     experts
