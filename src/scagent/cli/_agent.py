@@ -16,7 +16,8 @@ LLMOption = Annotated[
     typer.Option(
         "--llm",
         metavar="BACKEND",
-        help="auto, embedded, openai or rules (default: $SCAGENT_LLM, else auto).",
+        help="auto, embedded, openai[:MODEL] or rules (default: $SCAGENT_LLM, else "
+        "`scagent config set llm`, else auto).",
     ),
 ]
 Session = Annotated[
@@ -125,17 +126,24 @@ def chat(
 def doctor(llm: LLMOption = None, verbose: Verbose = False) -> None:
     """Say which LLM backend is active and whether it answers."""
     _logging(verbose)
-    from ..agent import LLMError, backend_name, embedded_available, get_llm, parse_request
+    from ..agent import LLMError, backend_choice, embedded_available, get_llm, parse_request
 
     with _user_errors(LLMError):
-        name = backend_name(llm)
-    typer.echo(f"LLM backend: {name} (choose with --llm or $SCAGENT_LLM)")
+        name, choice = backend_choice(llm)
+    how = choice.describe()
+    if choice.value == "auto":
+        have = "is installed" if name == "embedded" else "is not installed"
+        how = f"auto: the embedded model {have}; {how}"
+    typer.echo(f"LLM backend: {name} ({how})")
+    typer.echo(
+        "choose with --llm, $SCAGENT_LLM or `scagent config set llm BACKEND` (in that order)"
+    )
     typer.echo(f"embedded model installed: {'yes' if embedded_available() else 'no'}")
     if name == "rules":
         typer.echo("no LLM: requests are parsed by the deterministic rules")
         return
     try:
-        model = get_llm(name)
+        model = get_llm(choice.value)
         t0 = time.perf_counter()
         request = parse_request("Annotate the blood cells in check.h5ad", llm=model, retries=0)
     except LLMError as err:
