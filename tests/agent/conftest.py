@@ -28,7 +28,13 @@ class FakeTools:
         return {
             "n_cells": 137,
             "cell_types": [
-                {"cell_type": "T cell", "tissue": "blood", "cells": 97, "mean_confidence": 0.91},
+                {
+                    "cell_type": "T cell",
+                    "tissue": "blood",
+                    "cells": 97,
+                    "mean_confidence": 0.91,
+                    "markers": ["CD3E", "IL7R"],
+                },
                 {"cell_type": "B cell", "tissue": "blood", "cells": 40, "mean_confidence": 0.77},
             ],
             "tissues": {"blood": 137},

@@ -7,6 +7,7 @@ def test_annotate_novel_consent_learn(make_agent, tools, workdir):
     agent = make_agent()
     reply = agent.ask(REQUEST)
     assert reply.question is not None and "12 cells of no known type" in reply.question
+    assert "I annotated 137 cells" in reply.question  # what was found comes before the question
     assert tools.names() == ["memory_search", "annotate", "detect_novel"]
     assert tools.calls[1][1]["tissue"] == "blood"
     assert tools.calls[1][1]["out"] == "data/pbmc_scagent.h5ad"
@@ -25,6 +26,12 @@ def test_annotate_novel_consent_learn(make_agent, tools, workdir):
     assert "0.91" in reply.answer and "12 cells" in reply.answer
     assert "far outside the B cell spread" in reply.answer
     assert "'plasmablast'" in reply.answer
+    # the marker genes behind a call are the tool's own; a call without any gets none
+    assert "- T cell: 97 cells (71%), mean confidence 0.91; marker genes behind it: CD3E, IL7R" in (
+        reply.answer
+    )
+    b_cell = next(line for line in reply.answer.splitlines() if line.startswith("- B cell"))
+    assert "marker" not in b_cell
     log = agent.history.queries()
     assert len(log) == 1 and log.loc[0, "status"] == "ok"
     assert log.loc[0, "tools"] == ["memory_search", "annotate", "detect_novel", "add_cell_type"]
@@ -68,6 +75,10 @@ def test_conversation_survives_a_restart(make_agent, tools):
     reply = again.ask("annotate it again")
     assert reply.request["file_path"] == "data/pbmc.h5ad"
     assert "previous turn" in reply.request["parser"]
+    # ... and the tissue the user named then
+    assert reply.request["tissue"] == "blood"
+    assert reply.request["requirement"] == "get_cell_w_tissue"
+    assert tools.calls[-2][0] == "annotate" and tools.calls[-2][1]["tissue"] == "blood"
 
 
 def test_no_novel_cells_no_question(make_agent, workdir):

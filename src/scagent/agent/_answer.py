@@ -7,12 +7,18 @@ __all__ = ["answer_text", "consent_question"]
 _TOP = 8
 
 
+def _markers(row: dict) -> str:
+    """The marker genes the annotation recorded behind a call (none recorded: nothing)."""
+    genes = [str(g) for g in row.get("markers") or [] if str(g).strip()]
+    return f"; marker genes behind it: {', '.join(genes)}" if genes else ""
+
+
 def _types(result: dict) -> list[str]:
     rows = sorted(result.get("cell_types", []), key=lambda r: -r["cells"])
     total = max(1, result.get("n_cells", 0))
     out = [
         f"- {r['cell_type']}: {r['cells']:,} cells ({r['cells'] / total:.0%}), mean confidence "
-        f"{r['mean_confidence']:.2f}"
+        f"{r['mean_confidence']:.2f}{_markers(r)}"
         for r in rows[:_TOP]
     ]
     if len(rows) > _TOP:

@@ -41,6 +41,7 @@ class AgentState(TypedDict, total=False):
     consent: dict
     answer: str
     last_file: str | None
+    last_tissue: str | None
     turn_started: float
 
 
@@ -97,7 +98,12 @@ def build_graph(*, llm, tools, known, allowed, history=None, checkpointer=None):
             request.problems.extend(refused)
         elif request.file_path is None and state.get("last_file"):
             request.file_path = state["last_file"]  # "annotate it again": the previous file
-            request.parser += " (file from the previous turn)"
+            if request.requirement == "get_cell" and state.get("last_tissue"):
+                request.tissue = state["last_tissue"]  # ... and the tissue the user named
+                request.requirement = "get_cell_w_tissue"
+                request.parser += " (file and tissue from the previous turn)"
+            else:
+                request.parser += " (file from the previous turn)"
         return {
             "request": request.to_dict(),
             "tools": [],
@@ -117,6 +123,7 @@ def build_graph(*, llm, tools, known, allowed, history=None, checkpointer=None):
         update: dict = {"tools": plan(request)}
         if request.file_path and not request.problems:
             update["last_file"] = request.file_path
+            update["last_tissue"] = request.tissue
         return update
 
     def _run(name: str, results: dict, durations: dict, fn, **inputs):
@@ -168,7 +175,8 @@ def build_graph(*, llm, tools, known, allowed, history=None, checkpointer=None):
 
     def consent(state: AgentState) -> dict:
         novel = state["results"]["detect_novel"]
-        reply = interrupt({"question": consent_question(novel), "groups": novel["groups"]})
+        question = f"{answer_text(state)}\n\n{consent_question(novel)}"  # what was found, then ask
+        reply = interrupt({"question": question, "groups": novel["groups"]})
         agree, name = _consent_reply(reply)
         if agree and not name:
             reply = interrupt({"question": "What should the new cell type be called?"})

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["RealTools", "ToolUnavailable", "Tools"]
+__all__ = ["RealTools", "ToolUnavailable", "Tools", "call_markers"]
 
 _NOVEL = "scagent_is_novel"
 _GROUP = "scagent_novel_group"
@@ -29,7 +29,8 @@ class Tools(Protocol):
 
     def annotate(self, path: str, tissue: str | None, *, out: str) -> dict:
         """Annotate ``path`` into ``out``: ``{"n_cells", "cell_types": [{cell_type, cells,
-        mean_confidence, tissue}], "tissues": {tissue: cells}, "out"}``."""
+        mean_confidence, tissue, markers}], "tissues": {tissue: cells}, "out"}``; ``markers``
+        (optional) are the genes the annotation recorded behind that call, best first."""
 
     def detect_novel(self, out: str) -> dict:
         """Find novel cells in the annotated ``out``: ``{"n_novel_cells", "groups":
@@ -73,12 +74,14 @@ class RealTools:
         from ..tl import annotate_file
 
         table = annotate_file(path, out, tissue=tissue)
+        behind = call_markers(out)
         rows = [
             {
                 "cell_type": str(r.cell_type),
                 "tissue": str(r.tissue),
                 "cells": int(r.cells),
                 "mean_confidence": round(float(r.mean_confidence), 3),
+                "markers": behind.get(str(r.cell_type), []),
             }
             for r in table.itertuples()
         ]
@@ -155,6 +158,62 @@ class RealTools:
                     }
                 )
         return {"previous": previous[:5]}
+
+
+def call_markers(out: str | os.PathLike, *, n_genes: int = 3) -> dict[str, list[str]]:
+    """The marker genes the annotation of ``out`` recorded behind each call.
+
+    For each call, the genes of ``uns['scagent']['annotate']['clusters'][c]['markers']``
+    (:func:`scagent.experts._explain.cluster_report`: the call's known markers that the
+    cluster expresses most above the other cells) of the clusters whose call it is, the
+    clusters holding most of its cells first. Nothing is inferred: a call no cluster record
+    names (too few cells, the novel cells' ``unknown``) gets no genes.
+
+    Returns
+    -------
+    ``{call: [genes, best first]}``; calls without recorded genes are left out.
+    """
+    import anndata as ad
+
+    from .._constants import OBS_CLUSTER, OBS_TYPE
+    from ..pl._utils import cluster_records
+
+    adata = ad.read_h5ad(out, backed="r")  # .obs and .uns only: the matrix stays on disk
+    try:
+        if OBS_TYPE not in adata.obs or OBS_CLUSTER not in adata.obs:
+            return {}
+        obs = adata.obs[[OBS_TYPE, OBS_CLUSTER]].astype(str)
+        try:
+            records = cluster_records(adata)
+        except ValueError:  # no annotation record: nothing to report
+            return {}
+    finally:
+        adata.file.close()
+    out_genes: dict[str, list[str]] = {}
+    counts = obs.groupby([OBS_TYPE, OBS_CLUSTER]).size()
+    for (call, cluster), _ in counts.sort_values(ascending=False, kind="stable").items():
+        rec = records.get(cluster) or {}
+        if rec.get("call") != call:
+            continue
+        genes = out_genes.setdefault(call, [])
+        for gene in _best_first(rec.get("markers") or {}):
+            if gene not in genes and len(genes) < n_genes:
+                genes.append(str(gene))
+    return {call: genes for call, genes in out_genes.items() if genes}
+
+
+def _best_first(markers: dict) -> list[str]:
+    """Genes by how much more the cluster expresses them than the other cells (the order
+    :func:`~scagent.experts._explain.markers_behind` chose; .h5ad keeps dict keys sorted)."""
+
+    def lift(item) -> float:
+        ev = item[1] if isinstance(item[1], dict) else {}
+        try:
+            return float(ev["mean_in_cluster"]) - float(ev["mean_elsewhere"])
+        except (KeyError, TypeError, ValueError):
+            return float("-inf")
+
+    return [str(g) for g, _ in sorted(markers.items(), key=lift, reverse=True)]
 
 
 def _plain(value):
