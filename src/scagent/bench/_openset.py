@@ -79,15 +79,11 @@ def _openmax(model, Z_train, y_train, Z_query) -> np.ndarray:
 
 
 def _doc(X_train, y_train, X_query, seed: int) -> np.ndarray:
-    """Flags from DOC's one-vs-rest sigmoids with per-class Gaussian thresholds."""
-    passed = np.zeros(len(X_query), dtype=bool)
-    for c in np.unique(y_train):
-        clf = LogisticRegression(max_iter=300, C=1.0, random_state=seed)
-        clf.fit(X_train, y_train == c)
-        own = clf.predict_proba(X_train[y_train == c])[:, 1]
-        sigma = np.std(np.concatenate([own, 2 - own]))
-        passed |= clf.predict_proba(X_query)[:, 1] >= max(0.5, 1 - 3 * sigma)
-    return ~passed
+    """Flags from DOC's one-vs-rest sigmoids with per-class Gaussian thresholds (the same
+    models scagent's open-set signal uses, :func:`scagent.novelty.fit_one_vs_rest`)."""
+    from ..novelty import fit_one_vs_rest
+
+    return fit_one_vs_rest(X_train, y_train, seed=seed).rejected(X_query)
 
 
 def _celltypist(X_train, y_train, X_query, genes) -> np.ndarray:

@@ -8,17 +8,19 @@ cells come from the vector memory or an exact search (:mod:`._neighbours`). The 
 
 from __future__ import annotations
 
-from ._decide import StatisticalDecision, statistical_decision
+from ._decide import OPEN_SET_MAJORITY, StatisticalDecision, open_set_shares, statistical_decision
 from ._groups import MIN_CELLS, MIN_SHARE, candidate_groups, group_evidence, group_means
 from ._judge import FEATURES, JudgeParams, fit_judge, judge_features, novelty_probability
 from ._llm_judge import SCHEMA, judge_with_llm, novelty_prompt, parse_judgement
 from ._neighbours import ExactNeighbours, MemoryNeighbours, NeighbourSource
+from ._openset import OneVsRest, fit_one_vs_rest, open_set_rejected
 from ._signals import SIGNALS, CellSignals, cell_signals, outside_mass
 
 __all__ = [
     "FEATURES",
     "MIN_CELLS",
     "MIN_SHARE",
+    "OPEN_SET_MAJORITY",
     "SCHEMA",
     "SIGNALS",
     "CellSignals",
@@ -26,16 +28,20 @@ __all__ = [
     "JudgeParams",
     "MemoryNeighbours",
     "NeighbourSource",
+    "OneVsRest",
     "StatisticalDecision",
     "candidate_groups",
     "cell_signals",
     "fit_judge",
+    "fit_one_vs_rest",
     "group_evidence",
     "group_means",
     "judge_features",
     "judge_with_llm",
     "novelty_probability",
     "novelty_prompt",
+    "open_set_rejected",
+    "open_set_shares",
     "outside_mass",
     "parse_judgement",
     "statistical_decision",

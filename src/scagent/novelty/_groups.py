@@ -4,7 +4,8 @@ Novelty is decided per group, not per cell: one judgement (and at most one LLM c
 candidate group. A cell is suspected when the judge's model, applied to the cell's own
 signals, gives it a novelty probability of 0.5 or more; the suspected cells of one query
 cluster form a candidate group when they are at least :data:`MIN_CELLS` cells and
-:data:`MIN_SHARE` of the cluster.
+:data:`MIN_SHARE` of the cluster. A cluster most of whose cells the open-set models reject
+(no known class accepts them) is a candidate group as a whole.
 """
 
 from __future__ import annotations
@@ -24,16 +25,21 @@ MIN_SHARE = 0.2
 
 
 def candidate_groups(
-    clusters: np.ndarray, score: np.ndarray, *, threshold: float = 0.5
+    clusters: np.ndarray,
+    score: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    whole: set[str] | frozenset[str] = frozenset(),
 ) -> np.ndarray:
-    """Candidate group of each cell (``""`` for cells in none)."""
+    """Candidate group of each cell (``""`` for cells in none); every cell of a cluster in
+    ``whole`` is suspected."""
     clusters = np.asarray(clusters).astype(str)
     out = np.full(len(clusters), "", dtype=object)
     suspected = np.asarray(score) >= threshold
     k = 0
     for c in pd.Series(clusters).value_counts().index:
         members = clusters == c
-        s = members & suspected
+        s = members if c in whole else members & suspected
         if s.sum() >= MIN_CELLS and s.sum() >= MIN_SHARE * members.sum():
             out[s] = f"g{k}"
             k += 1

@@ -40,7 +40,8 @@ plugin-tuned), with their types, share and mean cosine distance;
 that class's own 95% quantile (above 1 means farther than 95% of the class's own cells);
 - signals: uncertainty (1 - confidence), disagreement between experts, similarity_deficit \
 (above 0: less similar to the class than 95% of its own reference cells), outside_markers \
-(marker probability on cell types the reference lacks);
+(marker probability on cell types the reference lacks), open_set_rejected (share of the \
+cells that no known class's own model accepts; a whole new study can raise it everywhere);
 - top_genes_vs_nearest_type and markers_suggest.
 Known cell types of the reference: {known}.
 Answer with JSON only: {{"is_novel": true|false, "closest_known_type": one of the known types \

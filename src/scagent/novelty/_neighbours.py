@@ -34,15 +34,22 @@ class NeighbourSource:
 
 
 class MemoryNeighbours(NeighbourSource):
-    """The vector memory (:class:`~scagent.memory.VectorMemory`) of one encoder."""
+    """The vector memory (:class:`~scagent.memory.VectorMemory`) of one encoder, searched
+    among the cells of one stored dataset (``None``: every dataset)."""
 
-    def __init__(self, memory, encoder: str) -> None:
+    def __init__(self, memory, encoder: str, dataset: str | None = None) -> None:
         self.memory = memory
         self.encoder = encoder
+        self.dataset = dataset
 
     def search(self, space, vectors, *, k, tissue=None):
         return self.memory.search(
-            space, vectors, k=k, tissue=tissue if space == "tuned" else None, encoder=self.encoder
+            space,
+            vectors,
+            k=k,
+            tissue=tissue if space == "tuned" else None,
+            dataset=self.dataset,
+            encoder=self.encoder,
         )
 
     def class_stats(self, space):

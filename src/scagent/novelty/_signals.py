@@ -20,6 +20,9 @@ Each signal is oriented so that larger means "less like any known type":
     rule, with a per-class threshold from the reference's own distribution).
 ``neighbour_disagreement_<space>``
     Share of the cell's ``k`` nearest known cells in that space whose type is not the call.
+``open_set_rejected``
+    1 when no reference class of the cell's tissue accepts it by its own one-vs-rest model
+    and threshold (DOC's rule, :mod:`~scagent.novelty._openset`), else 0.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ SIGNALS = (
     "neighbour_disagreement_pretrained",
     "distance_ratio_tuned",
     "neighbour_disagreement_tuned",
+    "open_set_rejected",
 )
 
 
@@ -160,6 +164,7 @@ def cell_signals(
     reference_classes,
     self_similarity: dict[str, tuple[float, float]],
     similarity: np.ndarray,
+    open_set: np.ndarray | None = None,
     k: int = 10,
 ) -> CellSignals:
     """The novelty signals of an annotated query (see the module docstring).
@@ -181,6 +186,8 @@ def cell_signals(
         Per class: the 5% quantile and median of its own reference cells' similarity.
     similarity
         Each query cell's similarity to its nearest reference class.
+    open_set
+        Per cell, whether every reference class rejected it (``None``: not computed).
     k
         Neighbours per space.
     """
@@ -220,6 +227,11 @@ def cell_signals(
         keys = frame[["tissue"]] if space == "tuned" else None
         frame[f"distance_ratio_{space}"] = _centroid_ratio(V, calls, stats, keys)
         frame[f"neighbour_disagreement_{space}"] = _neighbour_disagreement(nb, calls)
+    frame["open_set_rejected"] = (
+        np.full(len(frame), np.nan, dtype=np.float32)
+        if open_set is None
+        else np.asarray(open_set, dtype=np.float32)
+    )
     info = {
         "k": k,
         "spaces": sorted(neighbours),

@@ -14,6 +14,7 @@ from .._constants import (
     OBS_CLUSTER,
     OBS_ONTOLOGY,
     OBS_PROB_PREFIX,
+    OBS_TISSUE,
     OBS_TYPE,
     OBSM_EMBED,
     OBSM_EMBED_TUNED,
@@ -26,6 +27,7 @@ from ..novelty import (
     cell_signals,
     group_evidence,
     judge_with_llm,
+    open_set_rejected,
     statistical_decision,
 )
 from ..pp import prepare
@@ -86,7 +88,7 @@ def novelty_source(
                 ref, ref.obs["tissue"].astype(str).to_numpy(), model=encoder, registry=registry
             )
             store_cells(mem, ref, emb, dataset=reference.name)
-        return MemoryNeighbours(mem, encoder.sha256)
+        return MemoryNeighbours(mem, encoder.sha256, dataset=reference.name)
     if not build:
         return None
     ref = reference.adata if isinstance(reference, ReferenceData) else reference
@@ -172,7 +174,7 @@ def detect_novel(
     """
     from ..experts import marker_expert
     from ..experts._evidence import human_view
-    from ..experts._reference import class_names, class_self_similarity
+    from ..experts._reference import _fingerprint, class_names, class_self_similarity
     from ..memory import ReferenceData, reference_data
     from ..models import load_encoder
     from ..plugins import resolve_registry
@@ -204,6 +206,14 @@ def detect_novel(
     genes = np.asarray(genes)
     clusters = target.obs[OBS_CLUSTER].astype(str).to_numpy()
     markers = marker_expert(X, genes, groups=clusters)
+    ref_adata = ref.adata if isinstance(ref, ReferenceData) else ref
+    open_set = open_set_rejected(
+        X,
+        genes,
+        target.obs[OBS_TISSUE].astype(str).to_numpy(),
+        reference=ref_adata,
+        version=ref.version if isinstance(ref, ReferenceData) else _fingerprint(ref),
+    )
     sim = target.obs.get("scagent_reference_similarity")
     signals = cell_signals(
         target,
@@ -214,6 +224,7 @@ def detect_novel(
         reference_classes=classes,
         self_similarity=class_self_similarity(ref, genes),
         similarity=sim.to_numpy(dtype=float) if sim is not None else np.full(target.n_obs, np.nan),
+        open_set=open_set,
         k=k,
     )
     params = judge or JudgeParams.shipped()
@@ -296,6 +307,8 @@ def _explain(ev: dict, p: float) -> str:
             f"median distance {dist['median_over_class_q95']:.2f}x the 95% spread of "
             f"{ev['nearest_known_type']}"
         )
+    if "open_set_rejected" in s:
+        parts.append(f"{s['open_set_rejected']:.0%} rejected by every known class's own model")
     if s.get("outside_markers", 0) > 0.2 and ev.get("markers_suggest"):
         parts.append(f"markers suggest {ev['markers_suggest']['cell_type']}")
     verdict = "novel" if p >= 0.5 else "a known type"
