@@ -33,7 +33,8 @@ def test_every_command_has_help(command):
 def test_demo_annotates_pbmc68k_with_the_shipped_plugins(atlas):
     import scagent as sa
 
-    result = runner.invoke(app, ["demo"])
+    # the conversation that follows is run to the end by tests/agent/test_real_tools.py (slow)
+    result = runner.invoke(app, ["demo", "--no-conversation"])
     assert result.exit_code == 0, result.output
     assert f"scagent reference atlas: {atlas.n_obs:,} cells" in result.output
     for tissue in ("blood", "pancreas", "brain", "lung"):

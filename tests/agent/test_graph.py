@@ -7,7 +7,17 @@ def test_annotate_novel_consent_learn(make_agent, tools, workdir):
     agent = make_agent()
     reply = agent.ask(REQUEST)
     assert reply.question is not None and "12 cells of no known type" in reply.question
-    assert "I annotated 137 cells" in reply.question  # what was found comes before the question
+    # what was found comes before the question; every number in it comes from the tools
+    found = reply.question
+    assert "I annotated 137 cells" in found and "97 cells (71%)" in found
+    assert "0.91" in found and "12 cells" in found
+    assert "far outside the B cell spread" in found
+    # the marker genes behind a call are the tool's own; a call without any gets none
+    assert "- T cell: 97 cells (71%), mean confidence 0.91; marker genes behind it: CD3E, IL7R" in (
+        found
+    )
+    b_cell = next(line for line in found.splitlines() if line.startswith("- B cell"))
+    assert "marker" not in b_cell
     assert tools.names() == ["memory_search", "annotate", "detect_novel"]
     assert tools.calls[1][1]["tissue"] == "blood"
     assert tools.calls[1][1]["out"] == "data/pbmc_scagent.h5ad"
@@ -21,17 +31,10 @@ def test_annotate_novel_consent_learn(make_agent, tools, workdir):
         "tissue": "blood",
         "novel_only": True,
     }
-    # every number in the answer comes from the tools
-    assert "137 cells" in reply.answer and "97 cells (71%)" in reply.answer
-    assert "0.91" in reply.answer and "12 cells" in reply.answer
-    assert "far outside the B cell spread" in reply.answer
-    assert "'plasmablast'" in reply.answer
-    # the marker genes behind a call are the tool's own; a call without any gets none
-    assert "- T cell: 97 cells (71%), mean confidence 0.91; marker genes behind it: CD3E, IL7R" in (
-        reply.answer
+    # the answer after consent says what was done, not again what was found
+    assert reply.answer == (
+        "I learnt 12 cells as the new type 'plasmablast' in blood; annotate again to see it."
     )
-    b_cell = next(line for line in reply.answer.splitlines() if line.startswith("- B cell"))
-    assert "marker" not in b_cell
     log = agent.history.queries()
     assert len(log) == 1 and log.loc[0, "status"] == "ok"
     assert log.loc[0, "tools"] == ["memory_search", "annotate", "detect_novel", "add_cell_type"]

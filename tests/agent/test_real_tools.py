@@ -54,3 +54,38 @@ def test_brain_example_end_to_end(tmp_path, monkeypatch):
     assert np.sum(calls[~malignant] == NEW) <= 0.1 * (~malignant).sum()
     assert f"- {NEW}: " in str(reply)  # named in the answer (or the text before a question)
     agent.close()
+
+
+def _store_state(home):
+    """What learning a type changes in a data directory: plugins, stored datasets, vectors."""
+    paths = [p for sub in ("plugins", "memory/datasets") for p in (home / sub).glob("**/*")]
+    paths += list((home / "memory").glob("milvus.db*"))
+    return sorted((str(p.relative_to(home)), p.stat().st_size, p.stat().st_mtime) for p in paths)
+
+
+@pytest.mark.slow
+def test_demo_conversation_leaves_the_user_store_alone(tmp_path):
+    """`scagent demo`: its PBMC part, then the conversation in its own data directory."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from scagent.cli import app
+
+    user = sa.settings.data_dir
+    before = _store_state(user)
+    report = tmp_path / "report"
+    result = CliRunner().invoke(app, ["demo", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert (report / "pbmc68k_reduced_annotated.h5ad").is_file()
+    assert "you: Here is brain data at" in result.output
+    assert f"you: yes, learn them as {NEW}" in result.output
+    outcome = json.loads((report / "conversation.json").read_text())
+    assert len(outcome["turns"]) == 3
+    assert outcome["flagged_malignant"] >= 0.8 * outcome["n_malignant"]
+    assert outcome["learnt"] == outcome["flagged"]
+    assert outcome["named_after_malignant"] >= 0.7 * outcome["n_malignant"]
+    assert outcome["known_kept"] >= 0.9 * outcome["n_known"]
+    assert "outcome: " in result.output and (report / "conversation.md").is_file()
+    assert (report / "agent-home" / "memory" / "datasets").is_dir()  # learnt there ...
+    assert _store_state(user) == before  # ... and not in the user's store

@@ -50,17 +50,9 @@ def consent_question(novel: dict) -> str:
     )
 
 
-def answer_text(state: dict) -> str:
-    """The reply for a finished turn (see :func:`~scagent.agent.build_graph`)."""
-    request = state.get("request") or {}
-    results = state.get("results") or {}
+def _found(request: dict, results: dict) -> list[str]:
+    """Earlier requests about the file, the annotation and the novel cells."""
     lines: list[str] = []
-    if request.get("problems"):
-        head = "I cannot do that" if request.get("refused") else "I cannot run this request yet"
-        lines.append(f"{head}:")
-        lines += [f"- {p}" for p in request["problems"]]
-        return "\n".join(lines)
-    error = results.get("error")
     previous = results.get("memory_search", {}).get("previous", [])
     if previous:
         lines.append(
@@ -91,7 +83,23 @@ def answer_text(state: dict) -> str:
             lines += _groups(novel)
         else:
             lines.append("No cells of an unknown type were found.")
+    return lines
+
+
+def answer_text(state: dict) -> str:
+    """The reply for a finished turn (see :func:`~scagent.agent.build_graph`)."""
+    request = state.get("request") or {}
+    results = state.get("results") or {}
+    lines: list[str] = []
+    if request.get("problems"):
+        head = "I cannot do that" if request.get("refused") else "I cannot run this request yet"
+        lines.append(f"{head}:")
+        lines += [f"- {p}" for p in request["problems"]]
+        return "\n".join(lines)
+    error = results.get("error")
     consent = state.get("consent") or {}
+    if not consent.get("asked"):  # after a consent question, what was found was shown with it
+        lines += _found(request, results)
     if consent.get("asked") and not consent.get("agree"):
         lines.append("As you declined, the novel cells were not shared or learnt.")
     added = results.get("add_cell_type")

@@ -20,7 +20,12 @@ import importlib
 import importlib.util
 import logging
 import os
+import re
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ._llm import ENV_BACKEND, LLMError
@@ -97,6 +102,33 @@ def model_path() -> Path:
     return path
 
 
+_CUDA_PROBE = re.compile(r"^Failed to load libllamamodel-\S*cuda\S*\.so: dlopen: ")
+
+
+@contextmanager
+def _quiet_cuda_probe() -> Iterator[None]:
+    """Drop the lines gpt4all's runtime prints about missing CUDA libraries while it picks a
+    backend on a machine without them (C-level stderr); anything else it prints is kept."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no file descriptor (captured, notebooks)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            for line in tmp.read().decode(errors="replace").splitlines():
+                if not _CUDA_PROBE.match(line):
+                    print(line, file=sys.stderr)
+
+
 class EmbeddedLLM:
     """The offline model as an :class:`~scagent.agent.LLM` (loaded on the first call).
 
@@ -108,6 +140,8 @@ class EmbeddedLLM:
         Seconds one answer may take (default ``$SCAGENT_LLM_TIMEOUT``, else 120).
     max_tokens
         Most tokens generated per answer.
+    model_file
+        The GGUF file (default: :func:`model_path`, the joined model in the data directory).
     """
 
     name = "embedded (Qwen2.5-Coder-1.5B-Instruct, gpt4all runtime)"
@@ -118,11 +152,13 @@ class EmbeddedLLM:
         threads: int | None = None,
         timeout: float | None = None,
         max_tokens: int = 256,
+        model_file: str | os.PathLike | None = None,
     ) -> None:
         env = os.environ.get("SCAGENT_LLM_THREADS")
         self.threads = threads or (int(env) if env else min(4, os.cpu_count() or 1))
         self.timeout = timeout or float(os.environ.get("SCAGENT_LLM_TIMEOUT", "120"))
         self.max_tokens = max_tokens
+        self.model_file = Path(model_file) if model_file is not None else None
         self.calls = 0
         self._model = None
         self._prefix: str | None = None
@@ -135,17 +171,21 @@ class EmbeddedLLM:
             except ImportError as err:
                 msg = f"The embedded LLM's runtime is not installed ({err}): {_INSTALL}."
                 raise LLMError(msg) from err
-            path = model_path()
+            path = self.model_file or model_path()
+            if not path.is_file():
+                msg = f"The embedded LLM's model file {path} does not exist."
+                raise LLMError(msg)
             t0 = time.perf_counter()
-            self._model = GPT4All(
-                path.name,
-                model_path=str(path.parent),
-                allow_download=False,
-                device="cpu",
-                n_threads=self.threads,
-                n_ctx=4096,
-                verbose=False,
-            )
+            with _quiet_cuda_probe():
+                self._model = GPT4All(
+                    path.name,
+                    model_path=str(path.parent),
+                    allow_download=False,
+                    device="cpu",
+                    n_threads=self.threads,
+                    n_ctx=4096,
+                    verbose=False,
+                )
             logger.info("Loaded the embedded LLM in %.1f s.", time.perf_counter() - t0)
         return self._model.model
 

@@ -68,9 +68,17 @@ def demo(
         Path,
         typer.Option(metavar="DIR", help="Folder for the report (figures and summary.md)."),
     ] = Path("scagent-demo-report"),
+    conversation: Annotated[
+        bool,
+        typer.Option(
+            help="Then talk with the agent about bundled brain cells: annotate, find the novel "
+            "ones, learn them, annotate again (its own data directory inside DIR).",
+        ),
+    ] = True,
     verbose: Verbose = False,
 ) -> None:
-    """Run the main job on the embedded defaults: annotate a PBMC dataset the atlas never saw."""
+    """Run the main job on the embedded defaults: annotate a PBMC dataset the atlas never saw,
+    then a scripted conversation with the agent."""
     _logging(verbose)
     import matplotlib
 
@@ -99,6 +107,23 @@ def demo(
         adata.write_h5ad(annotated)
     typer.echo(f"\nreport: {folder.resolve()} ({', '.join(report_files(folder))})")
     typer.echo(f"annotated cells: {annotated.resolve()}")
+    if conversation:
+        _conversation(folder)
+
+
+def _conversation(folder: Path) -> None:
+    from ..agent import LLMError
+    from ..agent._demo import run_conversation, summary
+
+    typer.echo(
+        "\na conversation with the agent (sa.Agent) about bundled brain cells: malignant "
+        "oligodendroglioma cells, a type the reference lacks, with the same study's "
+        "non-malignant cells, which it knows:"
+    )
+    with _user_errors(LLMError):
+        outcome = run_conversation(folder, echo=typer.echo)
+    typer.echo(f"\noutcome: {summary(outcome)}")
+    typer.echo(f"transcript: {(folder / 'conversation.md').resolve()}")
 
 
 @app.command(cls=_Command)
