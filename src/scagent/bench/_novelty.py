@@ -327,6 +327,14 @@ def novelty_suite(*, seed: int = 0, quick: bool = False) -> Section:
     section.extra_tables.append(
         ("Mean over the cross-study queries", _means(rows, kind="cross-study"))
     )
+    from ._novelty_time import detect_novel_timing
+
+    section.extra_tables.append(
+        (
+            "detect_novel on 10,000 atlas cells plus the 142 malignant cells (time, LLM calls)",
+            detect_novel_timing(seed=seed, quick=quick),
+        )
+    )
     section.notes += [
         "scagent decides per candidate group (suspected cells of one query cluster, or "
         "a whole cluster when most of its cells are rejected by every known class's "
