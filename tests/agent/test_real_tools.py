@@ -58,8 +58,8 @@ def test_brain_example_end_to_end(tmp_path, monkeypatch):
 
 def _store_state(home):
     """What learning a type changes in a data directory: plugins, stored datasets, vectors."""
-    paths = [p for sub in ("plugins", "memory/datasets") for p in (home / sub).glob("**/*")]
-    paths += list((home / "memory").glob("milvus.db*"))
+    subs = ("plugins", "memory/datasets", "memory/milvus.db/collections")
+    paths = [p for sub in subs for p in (home / sub).glob("**/*") if p.is_file()]
     return sorted((str(p.relative_to(home)), p.stat().st_size, p.stat().st_mtime) for p in paths)
 
 
