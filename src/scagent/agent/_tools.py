@@ -73,7 +73,9 @@ class RealTools:
     def annotate(self, path: str, tissue: str | None, *, out: str) -> dict:
         from ..tl import annotate_file
 
-        table = annotate_file(path, out, tissue=tissue)
+        # novelty is the plan's next tool (detect_novel, with this agent's LLM as judge):
+        # running it here as well would report two different "unknown" counts
+        table = annotate_file(path, out, tissue=tissue, novelty=False)
         behind = call_markers(out)
         rows = [
             {
