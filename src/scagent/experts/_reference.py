@@ -44,7 +44,7 @@ __all__ = [
 logger = logging.getLogger("scagent")
 
 #: Version of the fitting recipe; part of every cache key.
-RECIPE = "lr-shared-genes-v2"
+RECIPE = "lr-shared-genes-v3"
 LABEL_KEY = "cell_type_ontology_term_id"
 NAME_KEY = "cell_type"
 #: Fewest shared genes a reference model is fitted on.

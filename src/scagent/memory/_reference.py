@@ -88,7 +88,12 @@ def _cached_dataset(root: str, name: str, sha256: str) -> AnnData:
     unmatched labels as ``name:<label>`` classes."""
     from ._datasets import DatasetStore
 
-    adata = DatasetStore(root).load(name)
+    return _named_classes(DatasetStore(root).load(name))
+
+
+def _named_classes(adata: AnnData) -> AnnData:
+    """Labels without a Cell Ontology id become their own ``name:<label>`` classes (an
+    empty id would merge every such type into one class)."""
     ids = adata.obs[_ONTOLOGY].astype(str)
     names = adata.obs["cell_type"].astype(str)
     adata.obs[_ONTOLOGY] = ids.where(ids != "", _NAME_PREFIX + names).astype("category")
@@ -155,7 +160,7 @@ def _atlas_and_learnt(root: str, sha256: str) -> AnnData:
     from ._datasets import DatasetStore
     from ._learnt import LEARNT, atlas_with_learnt
 
-    return atlas_with_learnt(_cached_atlas(), DatasetStore(root).load(LEARNT))
+    return _named_classes(atlas_with_learnt(_cached_atlas(), DatasetStore(root).load(LEARNT)))
 
 
 @cache

@@ -187,10 +187,16 @@ def annotate_prepared(
     return AnnotationResult(obs, fused.probs, g.tuned, record, g)
 
 
+#: The key an empty dictionary key is stored under: HDF5 has no empty names (e.g. the Cell
+#: Ontology id of a learnt type that no term matches).
+EMPTY_KEY = "(none)"
+
+
 def _jsonable(value):
-    """A copy of ``value`` that h5ad and JSON can store (no None, numpy scalars as Python)."""
+    """A copy of ``value`` that h5ad and JSON can store (no None, no empty keys, numpy
+    scalars as Python)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items() if v is not None}
+        return {(str(k) or EMPTY_KEY): _jsonable(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value if v is not None]
     if isinstance(value, np.generic):
