@@ -17,6 +17,7 @@ from ._encoder import encoder_suite
 from ._incremental import incremental_suite
 from ._memory import memory_suite
 from ._novelty import novelty_suite
+from ._novelty_time import novelty_time_suite
 from ._plugins import plugins_suite
 from ._report import Section, write_report
 from ._speed import speed_suite
@@ -31,6 +32,7 @@ SUITES: dict[str, Callable[..., Section]] = {
     "speed": speed_suite,
     "memory": memory_suite,
     "novelty": novelty_suite,
+    "novelty-time": novelty_time_suite,
     "incremental": incremental_suite,
     "agent": agent_suite,
 }
@@ -43,6 +45,7 @@ ORDER = [
     "MoE-LoRA plugins",
     "Memory",
     "Novel-cell detection",
+    "Novel-cell detection: time and LLM calls",
     "Incremental learning",
     "Agent: request understanding",
 ]

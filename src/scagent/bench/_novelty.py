@@ -56,7 +56,7 @@ logger = logging.getLogger("scagent")
 MIN_CELLS = 30
 MAX_NOVEL, MAX_KNOWN, PANEL = 200, 400, 3000
 SCAGENT = "scagent (statistical judge)"
-RECIPE = "novelty-v5"
+RECIPE = "novelty-v6"
 #: The peers' recipe (unchanged since v2: their cached flags stay valid).
 PEERS_RECIPE = "novelty-v2"
 
@@ -327,14 +327,7 @@ def novelty_suite(*, seed: int = 0, quick: bool = False) -> Section:
     section.extra_tables.append(
         ("Mean over the cross-study queries", _means(rows, kind="cross-study"))
     )
-    from ._novelty_time import detect_novel_timing
 
-    section.extra_tables.append(
-        (
-            "detect_novel on 10,000 atlas cells plus the 142 malignant cells (time, LLM calls)",
-            detect_novel_timing(seed=seed, quick=quick),
-        )
-    )
     section.notes += [
         "scagent decides per candidate group (suspected cells of one query cluster, or "
         "a whole cluster when most of its cells are rejected by every known class's "

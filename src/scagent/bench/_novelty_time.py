@@ -16,7 +16,7 @@ import numpy as np
 
 logger = logging.getLogger("scagent")
 
-__all__ = ["detect_novel_timing"]
+__all__ = ["detect_novel_timing", "novelty_time_suite"]
 
 N_CELLS, QUICK_CELLS = 10_000, 600
 
@@ -78,3 +78,22 @@ def detect_novel_timing(*, seed: int = 0, quick: bool = False) -> list[dict]:
             }
         )
     return rows
+
+
+def novelty_time_suite(*, seed: int = 0, quick: bool = False):
+    """The ``novelty-time`` benchmark section (module docstring)."""
+    from ._report import Section
+
+    section = Section(
+        "Novel-cell detection: time and LLM calls",
+        f"`sa.tl.detect_novel` on {QUICK_CELLS if quick else N_CELLS:,} cells drawn from the "
+        "bundled atlas (every tissue) plus the 142 malignant oligodendroglioma cells, after "
+        "one annotation against the atlas; the statistical judge, then the embedded LLM "
+        "(one call per candidate group at most) when it is installed.",
+    )
+    section.extra_tables.append(("Per judge", detect_novel_timing(seed=seed, quick=quick)))
+    section.notes.append(
+        "The atlas cells are the reference's own cells (known by construction): the novel "
+        "cells beyond the 142 malignant ones are false alarms of the judge on this query."
+    )
+    return section

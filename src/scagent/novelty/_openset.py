@@ -1,15 +1,17 @@
 """The open-set signal: is a cell rejected by every known class's own acceptance region?
 
 DOC's rule (Shu et al. 2017), fitted on the reference cells of the query's tissue: one
-one-vs-rest logistic model per reference class on log1p(CP10k) of the reference's most
-variable genes among those the query measured (not standardised: standardising lifts rarely
-expressed genes, whose shifts between studies then reject known cells). Each class accepts
+one-vs-rest logistic model per reference class on standardised log1p(CP10k) of the
+reference's most variable genes among those the query measured. Each class accepts
 a cell whose probability reaches the class's own threshold ``max(0.5, 1 - 3 sigma)``, where
 sigma is the spread of the class's cells' probabilities mirrored around 1. Unlike DOC,
 sigma comes from cells of the class held out of fitting (:data:`HELD_OUT`): a model that
 nearly separates its training cells gives them probabilities near 1, a threshold too high
-for new cells of the same type. A cell no class accepts is *rejected*. scagent reads this
-per cluster, relative to the rest of the query (:mod:`~scagent.novelty._decide`).
+for new cells of the same type. A cell no class accepts is *rejected*. Cells called as a
+class with fewer than :data:`MIN_CLASS_CELLS` reference cells are not judged (NaN): such a
+class, e.g. one learnt from a few dozen cells with ``add_cell_type``, has no reliable
+acceptance region yet. scagent reads this per cluster, relative to the rest of the query
+(:mod:`~scagent.novelty._decide`).
 
 Fitted models are cached as ``.npz`` (never a pickle) under
 ``sa.settings.data_dir / "cache" / "openset"``.
@@ -42,6 +44,8 @@ ALPHA = 3.0
 N_GENES, PER_CLASS = 2000, 400
 #: Share of each class's cells that sets its threshold instead of training the model.
 HELD_OUT = 0.3
+#: Reference cells a class needs before cells called as it are judged.
+MIN_CLASS_CELLS = 50
 
 
 @dataclass
@@ -188,6 +192,15 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray, OneVsRest] | None:
         return None
 
 
+def _small_classes(ref, tissue: str) -> set[str]:
+    """Classes of the tissue with fewer than :data:`MIN_CLASS_CELLS` reference cells."""
+    from ..experts._reference import LABEL_KEY
+
+    obs = ref.obs if not tissue else ref.obs[ref.obs["tissue"].astype(str) == tissue]
+    counts = obs[LABEL_KEY].astype(str).value_counts()
+    return set(counts[counts < MIN_CLASS_CELLS].index)
+
+
 def _fitted(ref, version: str, tissue: str, genes: np.ndarray, seed: int):
     """The (cached) models of one tissue's reference cells over the query's genes."""
     from ..experts._reference import LABEL_KEY, _balanced, _panel, _training_matrix
@@ -216,7 +229,7 @@ def _fitted(ref, version: str, tissue: str, genes: np.ndarray, seed: int):
 
 
 def open_set_rejected(
-    X_log1p, genes, tissues, *, reference, version: str, seed: int = 0
+    X_log1p, genes, tissues, *, reference, version: str, calls=None, seed: int = 0
 ) -> np.ndarray:
     """Per query cell: 1.0 when no reference class of its tissue accepts it, else 0.0.
 
@@ -233,12 +246,16 @@ def open_set_rejected(
         Labelled reference AnnData (raw counts, as the reference expert reads it).
     version
         Identity of the reference (part of the cache key).
+    calls
+        Each cell's called class (Cell Ontology id or ``name:<label>``): cells called as a
+        class with fewer than :data:`MIN_CLASS_CELLS` reference cells are left NaN.
     seed
         Seed of the class-balanced sample and the solver.
 
     Returns
     -------
-    Float per cell (NaN where a tissue's reference has fewer than two classes).
+    Float per cell (NaN where a tissue's reference has fewer than two classes, or the
+    cell's call is a class too small to judge by).
     """
     from ..experts._reference import shared_log1p
 
@@ -255,4 +272,7 @@ def open_set_rejected(
         # normalised over the whole shared panel, as the training cells were
         F = shared_log1p(sp.csr_matrix(X_log1p)[rows], genes, panel)[:, cols]
         out[rows] = model.rejected(F)
+        if calls is not None:
+            small = _small_classes(reference, t if t in known else "")
+            out[rows[np.isin(np.asarray(calls, dtype=str)[rows], list(small))]] = np.nan
     return out

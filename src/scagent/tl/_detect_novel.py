@@ -213,6 +213,7 @@ def detect_novel(
         target.obs[OBS_TISSUE].astype(str).to_numpy(),
         reference=ref_adata,
         version=ref.version if isinstance(ref, ReferenceData) else _fingerprint(ref),
+        calls=target.obs[OBS_ONTOLOGY].astype(str).to_numpy(),
     )
     sim = target.obs.get("scagent_reference_similarity")
     signals = cell_signals(
