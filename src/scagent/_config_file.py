@@ -26,13 +26,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import InputDataError
+from ._files import atomic_file
 
 __all__ = [
     "KEYS",
@@ -249,16 +249,8 @@ def _write(values: dict[str, str], path: Path) -> None:
         "# Precedence: command-line flag > environment variable > this file > default.",
         *(f"{name} = {json.dumps(value, ensure_ascii=False)}" for name, value in values.items()),
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_file(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def set_config(name: str, value: str, *, path: str | os.PathLike | None = None) -> str:

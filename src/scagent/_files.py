@@ -1,4 +1,5 @@
-"""File helpers: crash-safe folder writes (fill aside, then rename), locks and checksums.
+"""File helpers: crash-safe file and folder writes (fill aside, then rename), locks and
+checksums.
 
 A folder is replaced in one step with Linux's ``renameat2`` (``RENAME_EXCHANGE`` swaps the new
 folder and the old one atomically, ``RENAME_NOREPLACE`` refuses to overwrite). Where it is
@@ -19,7 +20,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_folder", "file_lock", "file_sha256", "fsync_dir", "make_readable"]
+__all__ = [
+    "atomic_file",
+    "atomic_folder",
+    "file_lock",
+    "file_sha256",
+    "fsync_dir",
+    "make_readable",
+]
 
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
@@ -117,6 +125,45 @@ def _move_over(tmp: Path, dest: Path) -> None:
     dest.rename(old)
     tmp.rename(dest)
     shutil.rmtree(old)
+
+
+def _readable_file(path: Path) -> None:
+    """``mkstemp`` makes private files; scagent's files are shared like installed ones."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
+
+
+@contextmanager
+def atomic_file(dest: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; write the file there, and on success it
+    becomes ``dest`` in one rename.
+
+    A crash or an exception leaves ``dest`` as it was (the old file, or none) and removes
+    the temporary file. The file and its folder are flushed to disk before the call
+    returns, and the file gets the permissions of a normally created one.
+
+    Parameters
+    ----------
+    dest
+        The file to write (its folder is created if needed).
+    suffix
+        Ending of the temporary file's name (e.g. ``".h5ad"`` for writers that check it).
+    """
+    dest = Path(dest).expanduser()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        _readable_file(tmp)
+        os.replace(tmp, dest)
+        fsync_dir(dest.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Protocol
+
+from .._files import atomic_file
 
 __all__ = ["RealTools", "ToolUnavailable", "Tools", "call_markers"]
 
@@ -46,13 +47,8 @@ class Tools(Protocol):
 
 
 def _write_h5ad(adata, out: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".h5ad", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_file(out, suffix=".h5ad") as tmp:
         adata.write_h5ad(tmp)
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 class RealTools:

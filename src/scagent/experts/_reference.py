@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from anndata import AnnData
 
 from .._constants import TARGET_SUM
 from .._errors import InputDataError
+from .._files import atomic_file
 from .._settings import settings
 from ..knowledge import cell_ontology
 from ._base import ExpertCall
@@ -110,14 +109,8 @@ class ReferenceModel:
             (".npz", lambda fh: np.savez_compressed(fh, **arrays)),
             (".json", lambda fh: fh.write(json.dumps(meta).encode())),
         ):
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    write(fh)
-                os.replace(tmp, path.with_suffix(suffix))
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_file(path.with_suffix(suffix)) as tmp, open(tmp, "wb") as fh:
+                write(fh)
 
     @classmethod
     def load(cls, path: Path) -> ReferenceModel | None:

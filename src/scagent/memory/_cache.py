@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._constants import OBSM_EMBED, UNS_KEY
-from .._files import file_sha256
+from .._files import atomic_file, file_sha256
 from ._config import memory_dir
 from ._sqlite import connect, history_path
 
@@ -134,15 +133,8 @@ class EmbeddingCache:
         embedding = np.ascontiguousarray(embedding, dtype=np.float32)
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"{file_sha256[:16]}-{model_sha256[:16]}-{key}.npy"
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, embedding, allow_pickle=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.folder / name)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with atomic_file(self.folder / name) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, embedding, allow_pickle=False)
         now = datetime.now(UTC).isoformat()
         obs = _obs_sha(obs_names) if obs_names is not None else ""
         with connect(self.path) as con:

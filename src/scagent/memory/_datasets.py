@@ -29,7 +29,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import InputDataError
-from .._files import file_lock, file_sha256, fsync_dir
+from .._files import atomic_file, file_lock, file_sha256, fsync_dir
 from ._config import memory_dir
 from ._harmonise import LabelReport, valid_name
 
@@ -297,16 +297,8 @@ class DatasetStore:
         return entry
 
     def _write_json(self, path: Path, data: dict) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.root)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh, indent=1)
-                fh.flush()
-                os.fsync(fh.fileno())
-            _readable(Path(tmp))
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with atomic_file(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=1))
 
     def _switch(self, old: dict, new: dict) -> None:
         """Make ``new`` the current manifest, keep ``old`` as the previous one, then remove

@@ -22,14 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from .._files import atomic_file
 from .._settings import settings
 
 __all__ = ["OneVsRest", "fit_one_vs_rest", "open_set_rejected"]
@@ -163,24 +162,17 @@ def _variable(F: sp.csr_matrix, n: int) -> np.ndarray:
 
 
 def _save(path: Path, panel: np.ndarray, cols: np.ndarray, model: OneVsRest) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(
-                fh,
-                panel=panel.astype(str),
-                cols=cols.astype(np.int64),
-                coef=model.coef,
-                intercept=model.intercept,
-                threshold=model.threshold,
-                mean=model.mean,
-                scale=model.scale,
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(
+            fh,
+            panel=panel.astype(str),
+            cols=cols.astype(np.int64),
+            coef=model.coef,
+            intercept=model.intercept,
+            threshold=model.threshold,
+            mean=model.mean,
+            scale=model.scale,
+        )
 
 
 def _load(path: Path) -> tuple[np.ndarray, np.ndarray, OneVsRest] | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import anndata as ad
@@ -24,6 +23,7 @@ from .._constants import (
     UNS_KEY,
 )
 from .._errors import InputDataError
+from .._files import atomic_file
 from ..experts import EXPERTS
 from ..io import read
 from ..io._backed import BackedH5ad
@@ -130,14 +130,8 @@ def annotate_file(
 
 
 def _write_whole(adata: ad.AnnData, out: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".h5ad", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_file(out, suffix=".h5ad") as tmp:
         adata.write_h5ad(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _decide_tissue(source: BackedH5ad, kw: dict) -> tuple[str | None, dict]:
@@ -223,9 +217,7 @@ def _stream(source: BackedH5ad, out, tissue, kw, groupby, majority_voting, novel
     if UNS_KEY in holder.uns:
         record["vote"] = holder.uns[UNS_KEY]["annotate"]["vote"]
     uns_extra = {"annotate": record}
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".h5ad", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_file(out, suffix=".h5ad") as tmp:
         shutil.copyfile(path, tmp)
         with h5py.File(tmp, "r+") as f:
             del f["obs"]
@@ -243,10 +235,6 @@ def _stream(source: BackedH5ad, out, tissue, kw, groupby, majority_voting, novel
             if UNS_KEY in f["uns"]:
                 del f["uns"][UNS_KEY]
             write_elem(f["uns"], UNS_KEY, uns)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return summary(holder.obs)
 
 

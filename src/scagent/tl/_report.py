@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from anndata import AnnData
 
 from .._constants import OBS_AGREEMENT, OBS_CONF, OBS_ONTOLOGY, OBS_TYPE
 from .._errors import InputDataError
+from .._files import atomic_file
 from ..pl._utils import DPI, annotate_record, call_order, check_obs, cluster_records
 
 __all__ = ["report_files", "write_report"]
@@ -31,13 +31,8 @@ MAX_TABLE_COLUMNS = 40
 
 def _atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` then move the result onto ``path`` in one step."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_file(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _save_figure(axes, path: Path) -> None:
