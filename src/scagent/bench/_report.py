@@ -59,6 +59,8 @@ def _fmt(value, spec: str) -> str:
 
 def _table(rows: list[dict], columns) -> list[list[str]]:
     cols = [c for c in columns if any(c[0] in r for r in rows)]
+    if not cols:  # a section with its own columns (e.g. the agent's): show them all
+        return _generic_table(rows)
     out = [[c[1] for c in cols]]
     out += [[_fmt(r.get(key), spec) for key, _, spec in cols] for r in rows]
     return out
