@@ -104,3 +104,41 @@ def test_part_of_a_path_is_rejected():
             '"cell_type": null}',
             "Please annotate kidney/patient3.h5ad",
         )
+
+
+def _answer(requirement, tissue, path, cell_type=None):
+    import json
+
+    return json.dumps(
+        {"requirement": requirement, "tissue": tissue, "file_path": path, "cell_type": cell_type}
+    )
+
+
+def test_a_tissue_the_llm_missed_or_mislabelled_comes_from_the_text():
+    text = "I sequenced PBMCs from a donor; the counts are in donor7.h5ad. Which cells?"
+    request = parse_llm_answer(_answer("get_cell", None, "donor7.h5ad"), text)
+    assert (request.requirement, request.tissue) == ("get_cell_w_tissue", "blood")
+    text = "Please include microfold cell as a new cell type; the colon cells are in m.h5ad"
+    request = parse_llm_answer(_answer("add_cell", "microfold", "m.h5ad", "microfold"), text)
+    assert (request.tissue, request.cell_type) == ("colon", "microfold cell")
+    # a tissue word the text does not hold is still left to validation (an unknown tissue)
+    request = parse_llm_answer(_answer("get_cell", "gut", "g.h5ad"), "Annotate the gut in g.h5ad")
+    assert request.tissue == "gut"
+
+
+def test_a_request_that_names_its_tissue_is_not_asking_for_one():
+    text = "What's in sample.h5ad? It's peripheral blood."
+    request = parse_llm_answer(_answer("get_tissue", None, "sample.h5ad"), text)
+    assert (request.requirement, request.tissue) == ("get_cell_w_tissue", "blood")
+    text = "Is data/x.h5ad blood or lung? Which tissue is it?"
+    request = parse_llm_answer(_answer("get_tissue", None, "data/x.h5ad"), text)
+    assert (request.requirement, request.tissue) == ("get_tissue", None)
+
+
+def test_a_new_type_name_cut_short_is_completed_from_the_text():
+    text = "Register the pancreatic cells in data/eps.h5ad as epsilon cell"
+    request = parse_llm_answer(_answer("add_cell", "pancreas", "data/eps.h5ad", "epsilon"), text)
+    assert request.cell_type == "epsilon cell"
+    text = "Learn the cells in t.h5ad as tuft cells of the colon"
+    request = parse_llm_answer(_answer("add_cell", "colon", "t.h5ad", "tuft"), text)
+    assert request.cell_type == "tuft cell"

@@ -5,7 +5,10 @@ LLM output is untrusted. An answer is used only when it is one JSON object of
 text, the tissue is named outside the file path, the cell type's name occurs in the text.
 Otherwise the LLM is asked again with the error and the schema, and after the retries the
 deterministic parser decides. Whether a tissue was named (not the LLM's choice of label)
-decides between ``get_cell`` and ``get_cell_w_tissue``.
+decides between ``get_cell`` and ``get_cell_w_tissue``: when the LLM leaves the tissue out,
+or gives one no tissue word names, while the text names a known tissue, the text's tissue is
+taken; a request that names its tissue without asking for one is not ``get_tissue``. A new
+type's name the LLM cut short of the text's "... cell" is completed from the text.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from pathlib import Path
 from ._guard import refusals
 from ._llm import LLMError, strip_thinking
 from ._prompts import parse_prompt
-from ._rules import find_paths, parse_rules, without_paths
+from ._rules import TISSUE_QUESTION, find_paths, parse_rules, without_paths
 from ._schema import REQUEST_SCHEMA, Request, check_fields
-from ._tissues import TISSUE_WORDS, canonical_tissue
+from ._tissues import TISSUE_WORDS, canonical_tissue, find_tissues
 from ._validate import plan, validate
 
 __all__ = ["parse_llm_answer", "parse_request", "understand"]
@@ -78,7 +81,12 @@ def parse_llm_answer(answer: str, text: str) -> Request:
         if not any(_mentioned(p, rest) for p in phrases):
             msg = f"tissue {data['tissue']!r} is not named in the request (outside the file path)"
             raise ValueError(msg)
+    named = find_tissues(rest)
+    if named and (tissue is None or tissue not in TISSUE_WORDS):
+        tissue = named[0]  # the text names a tissue the LLM missed or mislabelled
     requirement = data["requirement"]
+    if requirement == "get_tissue" and named and not TISSUE_QUESTION.search(rest):
+        requirement = "get_cell"  # told the tissue, not asked for it
     if requirement in ("get_cell", "get_cell_w_tissue"):
         requirement = "get_cell_w_tissue" if tissue else "get_cell"  # decided here, not by the LLM
     elif requirement == "get_tissue":
@@ -89,6 +97,10 @@ def parse_llm_answer(answer: str, text: str) -> Request:
         if not cell_type or not _mentioned(cell_type, text):
             msg = f"cell_type {data['cell_type']!r} does not occur in the request"
             raise ValueError(msg)
+        if not re.search(r"\bcells?$", cell_type, re.I) and (
+            _mentioned(f"{cell_type} cell", text) or _mentioned(f"{cell_type} cells", text)
+        ):
+            cell_type = f"{cell_type} cell"  # "epsilon" of "... as epsilon cell"
     return Request(requirement, tissue, path, cell_type, parser="llm")
 
 

@@ -13,7 +13,7 @@ import re
 from ._schema import Request
 from ._tissues import find_tissues
 
-__all__ = ["find_cell_type", "find_paths", "parse_rules", "without_paths"]
+__all__ = ["TISSUE_QUESTION", "find_cell_type", "find_paths", "parse_rules", "without_paths"]
 
 _EXT = re.compile(r"\.(h5ad|h5|hdf5|loom|csv|tsv|txt|mtx|zarr|rds|h5seurat)(\.gz)?$", re.IGNORECASE)
 _QUOTED = re.compile(r"[\"'`“”‘’]([^\"'`“”‘’\n]{1,300})[\"'`“”‘’]")
@@ -24,7 +24,8 @@ _ADD = re.compile(
     re.IGNORECASE,
 )
 _TYPE_WORD = re.compile(r"\b(type|types|class|label|population|called|named|as)\b", re.I)
-_TISSUE_Q = re.compile(
+TISSUE_QUESTION = re.compile(
+    r"^\W*(tissue|organ)\W*$|^\W*(tissue|organ)\s*\?|"  # a bare "Tissue?"
     r"\b(which|what)\s+(?:\w+\s+){0,2}(tissue|organ)s?\b|\btissue\s+of\s+origin\b|"
     r"\b(where|which\s+organ)\b.{0,40}\b(come|comes|came|from|originate|derive)|"
     r"\b(identify|determine|predict|guess|infer|detect|tell me|find|classify)\s+(?:me\s+)?"
@@ -132,7 +133,7 @@ def parse_rules(text: str) -> Request:
     tissue = tissues[0] if tissues else None
     if _ADD.search(rest) and _TYPE_WORD.search(rest):
         requirement = "add_cell"
-    elif _TISSUE_Q.search(rest) and not (
+    elif TISSUE_QUESTION.search(rest) and not (
         _CELL_Q.search(rest) and not re.search(r"\b(tissue|organ)\b", rest[:60], re.I)
     ):
         requirement, tissue = "get_tissue", None
