@@ -56,7 +56,7 @@ logger = logging.getLogger("scagent")
 MIN_CELLS = 30
 MAX_NOVEL, MAX_KNOWN, PANEL = 200, 400, 3000
 SCAGENT = "scagent (statistical judge)"
-RECIPE = "novelty-v6"
+RECIPE = "novelty-v8"
 #: The peers' recipe (unchanged since v2: their cached flags stay valid).
 PEERS_RECIPE = "novelty-v2"
 
@@ -171,6 +171,7 @@ def run_scagent_novelty(task: NoveltyTask, encoder, atlas_embedding, cache: Path
     if path.is_file():
         z = np.load(path, allow_pickle=False)
         frame = pd.DataFrame(z["signals"], columns=[str(c) for c in z["columns"]])
+        frame["call"] = z["calls"].astype(str)
         return {
             "flags": z["flags"],
             "signals": frame,
@@ -188,9 +189,10 @@ def run_scagent_novelty(task: NoveltyTask, encoder, atlas_embedding, cache: Path
     tl.detect_novel(q, reference=task.reference, model=encoder, memory=source)
     seconds = time.perf_counter() - t0
     frame = q.obsm["scagent_novelty_signals"]
+    calls = q.obs["scagent_cell_type_ontology_id_if_known"].astype(str).to_numpy()
     out = {
         "flags": q.obs["scagent_is_novel"].to_numpy(dtype=bool),
-        "signals": frame.reset_index(drop=True),
+        "signals": frame.reset_index(drop=True).assign(call=calls),
         "clusters": q.obs["scagent_cluster"].astype(str).to_numpy(),
         "seconds": seconds,
     }
@@ -201,6 +203,7 @@ def run_scagent_novelty(task: NoveltyTask, encoder, atlas_embedding, cache: Path
         signals=frame.to_numpy(dtype=np.float32),
         columns=np.asarray(frame.columns, dtype=str),
         clusters=out["clusters"].astype(str),
+        calls=calls.astype(str),
         seconds=seconds,
     )
     return out
@@ -329,11 +332,14 @@ def novelty_suite(*, seed: int = 0, quick: bool = False) -> Section:
     )
 
     section.notes += [
-        "scagent decides per candidate group (suspected cells of one query cluster, or "
-        "a whole cluster when most of its cells are rejected by every known class's "
-        "one-vs-rest model), one judgement per group; the peers decide per cell. The "
-        "shipped judge is a hand-set rule and the open-set vote a fixed majority: nothing "
-        "was fitted on these tasks. The rows 'judge refitted without this task' replace "
+        "scagent decides per candidate group, one judgement per group; the peers decide per "
+        "cell. Groups are query clusters split by called type; a group is a candidate as a "
+        "whole when most of its marker mass points to a type the reference lacks (beyond "
+        "the called class's own cells), or when most of its cells are rejected by every "
+        "known class's one-vs-rest model at twice the query's median; else its suspected "
+        "cells are, when their share is at least twice the query's median. The shipped "
+        "judge is a hand-set rule and the votes fixed majorities: nothing was fitted on "
+        "these tasks. The rows 'judge refitted without this task' replace "
         "the rule by a logistic judge learnt on the other leave-one-type-out tasks. The "
         "brain and cross-study tasks are never used for fitting.",
         "Tuned (plugin) space: not used here (the shipped plugins saw every atlas type, "

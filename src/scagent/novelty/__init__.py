@@ -8,7 +8,16 @@ cells come from the vector memory or an exact search (:mod:`._neighbours`). The 
 
 from __future__ import annotations
 
-from ._decide import OPEN_SET_MAJORITY, StatisticalDecision, open_set_shares, statistical_decision
+from ._baseline import class_outside_baseline
+from ._decide import (
+    MARKER_MAJORITY,
+    OPEN_SET_MAJORITY,
+    StatisticalDecision,
+    marker_shares,
+    open_set_shares,
+    statistical_decision,
+    voting_units,
+)
 from ._groups import MIN_CELLS, MIN_SHARE, candidate_groups, group_evidence, group_means
 from ._judge import FEATURES, JudgeParams, fit_judge, judge_features, novelty_probability
 from ._llm_judge import SCHEMA, judge_with_llm, novelty_prompt, parse_judgement
@@ -18,6 +27,7 @@ from ._signals import SIGNALS, CellSignals, cell_signals, outside_mass
 
 __all__ = [
     "FEATURES",
+    "MARKER_MAJORITY",
     "MIN_CELLS",
     "MIN_SHARE",
     "OPEN_SET_MAJORITY",
@@ -32,12 +42,14 @@ __all__ = [
     "StatisticalDecision",
     "candidate_groups",
     "cell_signals",
+    "class_outside_baseline",
     "fit_judge",
     "fit_one_vs_rest",
     "group_evidence",
     "group_means",
     "judge_features",
     "judge_with_llm",
+    "marker_shares",
     "novelty_probability",
     "novelty_prompt",
     "open_set_rejected",
@@ -45,4 +57,5 @@ __all__ = [
     "outside_mass",
     "parse_judgement",
     "statistical_decision",
+    "voting_units",
 ]

@@ -7,10 +7,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._groups import MIN_CELLS, candidate_groups, group_means
+from ._groups import MIN_CELLS, MIN_SHARE, candidate_groups, group_means
 from ._judge import JudgeParams, novelty_probability
 
-__all__ = ["OPEN_SET_MAJORITY", "StatisticalDecision", "open_set_shares", "statistical_decision"]
+__all__ = [
+    "MARKER_MAJORITY",
+    "OPEN_SET_MAJORITY",
+    "StatisticalDecision",
+    "marker_shares",
+    "open_set_shares",
+    "statistical_decision",
+    "voting_units",
+]
 
 #: Share of a cluster's cells the open-set models must reject to make it a candidate group
 #: (a majority; not tuned) ...
@@ -20,6 +28,17 @@ OPEN_SET_MAJORITY = 0.5
 #: more everywhere (half of them and more in the benchmark's cross-study queries); a type
 #: the reference lacks stands out from the rest of the same query.
 OPEN_SET_RELATIVE = 2.0
+#: Whether the judge's suspected cells must also stand out from the rest of the query: a
+#: unit's suspected share must reach :data:`OPEN_SET_RELATIVE` times the query's median unit
+#: share (the judge's distance signals rise for every cell of another study, as open-set
+#: rejection does).
+JUDGE_RELATIVE = True
+#: Mean marker mass on cell types the reference lacks (the ``outside_markers`` signal) that
+#: makes a cluster a candidate group as a whole: most of what its markers say points to a
+#: type the reference does not hold (a majority; not tuned). This evidence comes from
+#: knowledge, not from the reference's own expression, so another study's known cells do
+#: not raise it the way they raise open-set rejection: no relative bar.
+MARKER_MAJORITY = 0.5
 
 
 @dataclass
@@ -38,9 +57,12 @@ class StatisticalDecision:
         Per candidate group, P(novel): the judge's on the group's mean signals; for a
         cluster the open-set vote picked (most of its cells rejected, and at least
         :data:`OPEN_SET_RELATIVE` times the query's median cluster share), raised to that
-        share.
+        share; for a cluster the marker vote picked (mean marker mass on types the
+        reference lacks of at least :data:`MARKER_MAJORITY`), raised to that mass.
     open_set_share
         Per candidate group, that share (NaN when the open-set models did not run).
+    marker_share
+        Per candidate group, its cluster's mean marker mass on types the reference lacks.
     """
 
     score: np.ndarray
@@ -48,6 +70,7 @@ class StatisticalDecision:
     means: pd.DataFrame
     probability: pd.Series
     open_set_share: pd.Series
+    marker_share: pd.Series
 
     def novel_cells(self) -> np.ndarray:
         """Cells of the groups the judge calls novel (P >= 0.5)."""
@@ -55,27 +78,66 @@ class StatisticalDecision:
         return np.isin(self.groups, list(novel))
 
 
+def voting_units(clusters: np.ndarray, calls: np.ndarray | None) -> np.ndarray:
+    """Each query cluster split by called type: the cells called as one type make their own
+    unit when they are at least :data:`~scagent.novelty._groups.MIN_CELLS` of the cluster;
+    the cluster's other cells make one unit together.
+
+    A cluster of a small query can hold a few cells of a distinct known type among many
+    cells of a new one (e.g. seven microglia among malignant cells); judged apart, those
+    known cells are not swept along with the cluster.
+    """
+    clusters = np.asarray(clusters).astype(str)
+    if calls is None:
+        return clusters
+    calls = np.asarray(calls).astype(str)
+    pair = pd.Series(clusters) + "|" + pd.Series(calls)
+    size = pair.map(pair.value_counts()).to_numpy()
+    return np.where(size >= MIN_CELLS, pair.to_numpy(dtype=str), clusters + "|*")
+
+
 def statistical_decision(
-    frame: pd.DataFrame, clusters: np.ndarray, params: JudgeParams | None = None
+    frame: pd.DataFrame,
+    clusters: np.ndarray,
+    params: JudgeParams | None = None,
+    *,
+    split_by_call: bool = True,
 ) -> StatisticalDecision:
-    """Score cells, group the suspected ones by cluster and judge each group on its means.
+    """Score cells, group the suspected ones by voting unit and judge each group on its
+    means.
 
     Parameters
     ----------
     frame
-        Per-cell signals (:func:`~scagent.novelty.cell_signals`).
+        Per-cell signals (:func:`~scagent.novelty.cell_signals`), with the cells' calls in
+        a ``call`` column when ``split_by_call``.
     clusters
         Per-cell query cluster.
     params
         The judge (default: the shipped one).
+    split_by_call
+        Split each cluster by called type (:func:`voting_units`); otherwise the units are
+        the clusters.
     """
     params = params or JudgeParams.shipped()
-    clusters = np.asarray(clusters).astype(str)
+    calls = frame["call"].to_numpy() if split_by_call and "call" in frame else None
+    clusters = voting_units(clusters, calls)
     score = novelty_probability(frame, params)
     share = open_set_shares(frame, clusters)
     bar = max(OPEN_SET_MAJORITY, OPEN_SET_RELATIVE * float(share.median())) if len(share) else 1
     whole = {c for c, v in share.items() if v >= bar}
-    groups = candidate_groups(clusters, score, whole=whole)
+    markers = marker_shares(frame, clusters)
+    by_markers = {c for c, v in markers.items() if v >= MARKER_MAJORITY}
+    min_share = MIN_SHARE
+    if JUDGE_RELATIVE:
+        suspected = pd.Series(score >= 0.5).groupby(clusters)
+        sizes = suspected.count()
+        shares = suspected.mean()[sizes >= MIN_CELLS]
+        if len(shares):
+            min_share = max(MIN_SHARE, OPEN_SET_RELATIVE * float(shares.median()))
+    groups = candidate_groups(
+        clusters, score, whole=whole | by_markers, min_share=min(min_share, 1.0)
+    )
     means = group_means(frame, groups)
     prob = pd.Series(
         novelty_probability(means, params) if len(means) else np.zeros(0), index=means.index
@@ -84,10 +146,15 @@ def statistical_decision(
     group_share = pd.Series(
         [share.get(of_group[g], np.nan) for g in means.index], index=means.index, dtype=float
     )
-    # the vote raises P(novel) of the clusters it picked, never of others
+    group_markers = pd.Series(
+        [markers.get(of_group[g], np.nan) for g in means.index], index=means.index, dtype=float
+    )
+    # the votes raise P(novel) of the clusters they picked, never of others
     voted = pd.Series([of_group[g] in whole for g in means.index], index=means.index)
     prob = np.maximum(prob, group_share.where(voted, 0.0).fillna(0.0))
-    return StatisticalDecision(score, groups, means, prob, group_share)
+    marked = pd.Series([of_group[g] in by_markers for g in means.index], index=means.index)
+    prob = np.maximum(prob, group_markers.where(marked, 0.0).fillna(0.0))
+    return StatisticalDecision(score, groups, means, prob, group_share, group_markers)
 
 
 def open_set_shares(frame: pd.DataFrame, clusters: np.ndarray) -> pd.Series:
@@ -98,5 +165,17 @@ def open_set_shares(frame: pd.DataFrame, clusters: np.ndarray) -> pd.Series:
         return pd.Series(dtype=float)
     rej = pd.Series(frame["open_set_rejected"].to_numpy(dtype=float))
     by = rej.groupby(np.asarray(clusters).astype(str))
+    share = by.mean()
+    return share[(by.count() >= MIN_CELLS) & share.notna()]
+
+
+def marker_shares(frame: pd.DataFrame, clusters: np.ndarray) -> pd.Series:
+    """Per cluster, its cells' mean marker mass on cell types the reference lacks (clusters
+    of fewer than :data:`~scagent.novelty._groups.MIN_CELLS` cells, or without the signal,
+    left out)."""
+    if "outside_markers" not in frame:
+        return pd.Series(dtype=float)
+    mass = pd.Series(frame["outside_markers"].to_numpy(dtype=float))
+    by = mass.groupby(np.asarray(clusters).astype(str))
     share = by.mean()
     return share[(by.count() >= MIN_CELLS) & share.notna()]

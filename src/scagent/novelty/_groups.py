@@ -2,10 +2,12 @@
 
 Novelty is decided per group, not per cell: one judgement (and at most one LLM call) per
 candidate group. A cell is suspected when the judge's model, applied to the cell's own
-signals, gives it a novelty probability of 0.5 or more; the suspected cells of one query
-cluster form a candidate group when they are at least :data:`MIN_CELLS` cells and
-:data:`MIN_SHARE` of the cluster. A cluster most of whose cells the open-set models reject
-(no known class accepts them) is a candidate group as a whole.
+signals, gives it a novelty probability of 0.5 or more; the suspected cells of one voting
+unit (a query cluster, split by called type: :func:`~scagent.novelty.voting_units`) form a
+candidate group when they are at least :data:`MIN_CELLS` cells and :data:`MIN_SHARE` of the
+unit. A unit the votes pick (most of its cells rejected by every known class's open-set
+model, or most of its marker mass on types the reference lacks;
+:mod:`~scagent.novelty._decide`) is a candidate group as a whole.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ def candidate_groups(
     *,
     threshold: float = 0.5,
     whole: set[str] | frozenset[str] = frozenset(),
+    min_share: float = MIN_SHARE,
 ) -> np.ndarray:
     """Candidate group of each cell (``""`` for cells in none); every cell of a cluster in
-    ``whole`` is suspected."""
+    ``whole`` is suspected, and elsewhere the suspected cells must be at least
+    ``min_share`` of their cluster (and :data:`MIN_CELLS` cells)."""
     clusters = np.asarray(clusters).astype(str)
     out = np.full(len(clusters), "", dtype=object)
     suspected = np.asarray(score) >= threshold
@@ -40,7 +44,8 @@ def candidate_groups(
     for c in pd.Series(clusters).value_counts().index:
         members = clusters == c
         s = members if c in whole else members & suspected
-        if s.sum() >= MIN_CELLS and s.sum() >= MIN_SHARE * members.sum():
+        share = 0.0 if c in whole else min_share
+        if s.sum() >= MIN_CELLS and s.sum() >= share * members.sum():
             out[s] = f"g{k}"
             k += 1
     return out

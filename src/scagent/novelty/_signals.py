@@ -13,7 +13,10 @@ Each signal is oriented so that larger means "less like any known type":
 ``outside_markers``
     The marker expert's probability (over every marker set of the table, not only the
     reference's classes) on cell types that are neither a reference class nor an ancestor
-    or descendant of one: the markers of a type the reference lacks.
+    or descendant of one: the markers of a type the reference lacks; counted beyond the
+    called class's own reference cells' mass (:mod:`~scagent.novelty._baseline`), so a
+    class whose own cells read as another type (e.g. one learnt under a name the marker
+    table lacks) does not make its cells look new.
 ``distance_ratio_<space>``
     Cosine distance to the called class's centroid in the pretrained or tuned embedding
     space, over that class's 95% quantile of its own cells' distances (the paper's outlier
@@ -165,6 +168,7 @@ def cell_signals(
     self_similarity: dict[str, tuple[float, float]],
     similarity: np.ndarray,
     open_set: np.ndarray | None = None,
+    outside_baseline: dict[str, float] | None = None,
     k: int = 10,
 ) -> CellSignals:
     """The novelty signals of an annotated query (see the module docstring).
@@ -188,6 +192,9 @@ def cell_signals(
         Each query cell's similarity to its nearest reference class.
     open_set
         Per cell, whether every reference class rejected it (``None``: not computed).
+    outside_baseline
+        Per class, its own reference cells' marker mass outside the reference
+        (:func:`~scagent.novelty.class_outside_baseline`; ``None``: 0 for every class).
     k
         Neighbours per space.
     """
@@ -204,6 +211,9 @@ def cell_signals(
     spread = np.maximum(q[:, 1] - q[:, 0], 0.02)
     frame["similarity_deficit"] = (q[:, 0] - similarity) / spread
     mass, hints = outside_mass(markers, reference_classes)
+    if outside_baseline:
+        base = np.array([outside_baseline.get(c, 0.0) for c in calls], dtype=np.float32)
+        mass = np.maximum(mass - base, 0.0)
     frame["outside_markers"] = mass
     hints.index = obs.index
     neighbours = {}

@@ -25,6 +25,7 @@ from ..novelty import (
     JudgeParams,
     NeighbourSource,
     cell_signals,
+    class_outside_baseline,
     group_evidence,
     judge_with_llm,
     open_set_rejected,
@@ -119,13 +120,17 @@ def detect_novel(
 
     Each cell gets signals of novelty (:mod:`scagent.novelty`): its annotation's confidence
     and the experts' agreement, its similarity to its called class against that class's own
-    cells, the marker expert's mass on types the reference lacks, and in both embedding
-    spaces (pretrained, D_g; plugin-tuned, D_s) its distance to the called class's centroid
-    against the class's own 95% quantile and its ``k`` nearest known cells from the memory.
-    Suspected cells are grouped by query cluster, and **each candidate group** is judged
-    once: by the LLM when one is given (a structured prompt with the group's evidence;
-    validated JSON ``{is_novel, closest_known_type, confidence, explanation}``), else, or when
-    the LLM fails, by the statistical judge learnt on leave-one-type-out tasks.
+    cells, the marker expert's mass on types the reference lacks (beyond the called class's
+    own cells'), whether any known class's one-vs-rest model accepts it, and in both
+    embedding spaces (pretrained, D_g; plugin-tuned, D_s) its distance to the called class's
+    centroid against the class's own 95% quantile and its ``k`` nearest known cells from the
+    memory. Cells are grouped by query cluster split by called type; a group is a candidate
+    as a whole when the marker or open-set vote picks it, else its suspected cells are when
+    they stand out from the rest of the query (:func:`scagent.novelty.statistical_decision`).
+    **Each candidate group** is judged once: by the LLM when one is given (a structured
+    prompt with the group's evidence; validated JSON
+    ``{is_novel, closest_known_type, confidence, explanation}``), else, or when the LLM
+    fails, by the statistical judge.
 
     Parameters
     ----------
@@ -215,6 +220,9 @@ def detect_novel(
         version=ref.version if isinstance(ref, ReferenceData) else _fingerprint(ref),
         calls=target.obs[OBS_ONTOLOGY].astype(str).to_numpy(),
     )
+    baseline = class_outside_baseline(
+        ref_adata, genes, target.obs[OBS_ONTOLOGY].astype(str).to_numpy(), classes
+    )
     sim = target.obs.get("scagent_reference_similarity")
     signals = cell_signals(
         target,
@@ -226,6 +234,7 @@ def detect_novel(
         self_similarity=class_self_similarity(ref, genes),
         similarity=sim.to_numpy(dtype=float) if sim is not None else np.full(target.n_obs, np.nan),
         open_set=open_set,
+        outside_baseline=baseline,
         k=k,
     )
     params = judge or JudgeParams.shipped()
@@ -311,7 +320,10 @@ def _explain(ev: dict, p: float) -> str:
     if "open_set_rejected" in s:
         parts.append(f"{s['open_set_rejected']:.0%} rejected by every known class's own model")
     if s.get("outside_markers", 0) > 0.2 and ev.get("markers_suggest"):
-        parts.append(f"markers suggest {ev['markers_suggest']['cell_type']}")
+        parts.append(
+            f"{s['outside_markers']:.0%} of the marker evidence on types the reference lacks; "
+            f"markers suggest {ev['markers_suggest']['cell_type']}"
+        )
     verdict = "novel" if p >= 0.5 else "a known type"
     return f"Statistical judge: P(novel) = {p:.2f}, so {verdict} ({'; '.join(parts)})."
 
