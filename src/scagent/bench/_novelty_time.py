@@ -43,7 +43,8 @@ def _judges() -> list[tuple[str, object]]:
         from ..agent._llm import get_llm
 
         if embedded_available():
-            out.append(("embedded LLM (Qwen2.5-Coder-1.5B, llama.cpp)", get_llm("embedded")))
+            llm = get_llm("embedded")
+            out.append((f"embedded LLM (Qwen2.5-Coder-1.5B, {llm.runtime})", llm))
     except Exception as err:  # the LLM is optional: its row says why it is missing
         logger.warning("No embedded LLM for the detect_novel timing: %s", err)
     return out

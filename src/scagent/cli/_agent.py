@@ -138,7 +138,17 @@ def doctor(llm: LLMOption = None, verbose: Verbose = False) -> None:
     typer.echo(
         "choose with --llm, $SCAGENT_LLM or `scagent config set llm BACKEND` (in that order)"
     )
-    typer.echo(f"embedded model installed: {'yes' if embedded_available() else 'no'}")
+    installed = "no"
+    if embedded_available():
+        from ..agent import EmbeddedLLM
+
+        try:
+            embedded = EmbeddedLLM()
+            grammar = "JSON-schema constrained" if embedded.constrained else "unconstrained"
+            installed = f"yes ({embedded.runtime} runtime, {grammar} decoding)"
+        except LLMError as err:
+            installed = f"yes, but its runtime: {err}"
+    typer.echo(f"embedded model installed: {installed}")
     if name == "rules":
         typer.echo("no LLM: requests are parsed by the deterministic rules")
         return
