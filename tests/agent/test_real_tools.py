@@ -89,3 +89,45 @@ def test_demo_conversation_leaves_the_user_store_alone(tmp_path):
     assert "outcome: " in result.output and (report / "conversation.md").is_file()
     assert (report / "agent-home" / "memory" / "datasets").is_dir()  # learnt there ...
     assert _store_state(user) == before  # ... and not in the user's store
+
+
+@pytest.mark.slow
+def test_scagent_chat_full_flow_across_a_restart(tmp_path):
+    """``scagent chat`` itself (a subprocess fed on stdin): annotate, novel cells and the
+    consent question; the process ends; ``--session`` resumes at the question; yes, learn
+    them; annotate again names the new type."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SCAGENT_HOME": str(tmp_path / "home"), "SCAGENT_LLM": "rules"}
+    env.pop("SCAGENT_MILVUS_URI", None)
+    brain_example().write_h5ad(tmp_path / "glioma.h5ad")
+
+    def chat(lines, *extra):
+        cmd = [sys.executable, "-m", "scagent.cli", "chat", *extra]
+        done = subprocess.run(
+            cmd,
+            input="\n".join(lines) + "\n",
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=1800,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    first = chat(["Here is brain data at glioma.h5ad, what cell types are in it?"])
+    session = re.search(r"^session (\S+)", first, re.M).group(1)
+    assert "share these cells with the memory" in first.lower()  # the consent question
+    second = chat([f"yes, learn them as {NEW}", "annotate it again"], "--session", session)
+    before, after = second.split(f"as the new type {NEW!r}", 1)
+    assert "share these cells with the memory" in before.lower()  # the question, resumed
+    assert f"- {NEW}: " in after  # the second annotation names the learnt type
+    again = ad.read_h5ad(tmp_path / "glioma_scagent.h5ad").obs
+    truth = again["cell_type"].astype(str).to_numpy()
+    calls = again["scagent_cell_type"].astype(str).to_numpy()
+    assert (calls[truth == "malignant cell"] == NEW).mean() > 0.7
