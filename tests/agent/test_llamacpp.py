@@ -17,7 +17,7 @@ from scagent.agent._schema import check_fields
 
 needs_runtime = pytest.mark.skipif(
     extension_path() is None,
-    reason="the llama.cpp runtime is not installed (pip install --no-deps 'llama-cpp-cffi==0.4.20')",
+    reason="the llama.cpp runtime is not installed (pip install --no-deps llama-cpp-cffi==0.4.20)",
 )
 
 ODD = [

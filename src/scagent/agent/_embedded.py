@@ -183,7 +183,9 @@ class EmbeddedLLM:
     Parameters
     ----------
     threads
-        CPU threads (default ``$SCAGENT_LLM_THREADS``, else up to 4).
+        CPU threads (default ``$SCAGENT_LLM_THREADS``, else half the CPUs, 1 to 4: llama.cpp's
+        threads wait on each other, so with as many threads as cores a busy machine slows
+        every answer several-fold; measured 4-6x on 2 cores with another job running).
     timeout
         Seconds one answer may take (default ``$SCAGENT_LLM_TIMEOUT``, else 120).
     max_tokens
@@ -219,7 +221,7 @@ class EmbeddedLLM:
         runtime: str | None = None,
     ) -> None:
         env = os.environ.get("SCAGENT_LLM_THREADS")
-        self.threads = threads or (int(env) if env else min(4, os.cpu_count() or 1))
+        self.threads = threads or (int(env) if env else min(4, max(1, (os.cpu_count() or 1) // 2)))
         self.timeout = timeout or float(os.environ.get("SCAGENT_LLM_TIMEOUT", "120"))
         self.max_tokens = max_tokens
         self.model_file = Path(model_file) if model_file is not None else None
