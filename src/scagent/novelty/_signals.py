@@ -122,26 +122,36 @@ def outside_mass(call, reference_classes) -> tuple[np.ndarray, pd.DataFrame]:
 
 
 def _centroid_ratio(
-    vectors: np.ndarray, calls: np.ndarray, stats: ClassStats, key_cols: pd.DataFrame | None
+    vectors: np.ndarray, calls: np.ndarray, stats: ClassStats, tissues: np.ndarray, *, strict: bool
 ) -> np.ndarray:
-    """Cosine distance to the called class's centroid over the class's 95% quantile."""
+    """Cosine distance to the called class's centroid over the class's 95% quantile.
+
+    The class is the call within the cell's tissue; unless ``strict`` (the tuned space,
+    where each tissue's plugin makes its own space), a call the tissue lacks falls back to
+    that call's largest class in another tissue (or the pooled one).
+    """
     out = np.full(len(calls), np.nan, dtype=np.float32)
     table = stats.table
     if table.empty:
         return out
     V = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     C = stats.centroids / np.maximum(np.linalg.norm(stats.centroids, axis=1, keepdims=True), 1e-12)
-    lookup: dict[tuple, int] = {}
+    by_pair: dict[tuple, int] = {}
+    by_term: dict[str, int] = {}
+    sizes = table["n"].to_numpy(dtype=float) if "n" in table else np.ones(len(table))
     for i, row in table.reset_index(drop=True).iterrows():
-        key = (row["term"],) if key_cols is None else (row["term"], row["tissue"])
         # several plugin versions: the last row of a class wins (rows are sorted by version)
-        lookup[key] = i
+        by_pair[(row["term"], row["tissue"])] = i
+        j = by_term.get(row["term"])
+        if j is None or sizes[i] >= sizes[j]:
+            by_term[row["term"]] = i
     q95 = table["q95"].to_numpy(dtype=float)
     for i in range(len(calls)):
         if not np.isfinite(V[i]).all():
             continue
-        key = (calls[i],) if key_cols is None else (calls[i], key_cols.iloc[i]["tissue"])
-        j = lookup.get(key)
+        j = by_pair.get((calls[i], tissues[i]))
+        if j is None and not strict:
+            j = by_term.get(calls[i])
         if j is None:
             continue
         d = 1.0 - float(V[i] @ C[j])
@@ -234,8 +244,9 @@ def cell_signals(
                 nb.fields[f_name][ok] = found.fields[f_name]
         neighbours[space] = nb
         stats = source.class_stats(space)
-        keys = frame[["tissue"]] if space == "tuned" else None
-        frame[f"distance_ratio_{space}"] = _centroid_ratio(V, calls, stats, keys)
+        frame[f"distance_ratio_{space}"] = _centroid_ratio(
+            V, calls, stats, tissues, strict=space == "tuned"
+        )
         frame[f"neighbour_disagreement_{space}"] = _neighbour_disagreement(nb, calls)
     frame["open_set_rejected"] = (
         np.full(len(frame), np.nan, dtype=np.float32)
