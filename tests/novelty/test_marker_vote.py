@@ -86,7 +86,7 @@ def _suspected_frame(shares, n=40, seed=0):
                     "outside_markers": 0.0,
                     "distance_ratio_pretrained": np.where(odd, 4.0, 0.5),
                     "neighbour_disagreement_pretrained": np.where(odd, 1.0, 0.0),
-                    "open_set_rejected": np.nan,
+                    "open_set_rejected": np.where(odd, 1.0, 0.0),
                     "call": "CL:0000236",
                 }
             )
@@ -102,4 +102,13 @@ def test_the_judge_s_suspects_must_stand_out_from_the_rest_of_the_query():
     novel = statistical_decision(frame, clusters).novel_cells()
     assert novel[clusters == "0"].mean() >= 0.85 and not novel[clusters != "0"].any()
     frame, clusters = _suspected_frame([0.6, 0.5, 0.55, 0.45, 0.5])
+    assert not statistical_decision(frame, clusters).novel_cells().any()
+
+
+def test_distance_alone_does_not_make_a_group_novel():
+    """Cells far from their class in the embedding, with neighbours of other types, but
+    accepted by their class's open-set model and without markers of a type the reference
+    lacks, are another study's known cells, not a new type."""
+    frame, clusters = _suspected_frame([0.9, 0.05, 0.1, 0.0, 0.1])
+    frame["open_set_rejected"] = 0.0
     assert not statistical_decision(frame, clusters).novel_cells().any()

@@ -33,6 +33,14 @@ OPEN_SET_RELATIVE = 2.0
 #: share (the judge's distance signals rise for every cell of another study, as open-set
 #: rejection does).
 JUDGE_RELATIVE = True
+#: Whether a group the open-set models accept (most of its cells accepted by a known class's
+#: own model) needs evidence from its markers (most of their mass on types the reference
+#: lacks) before the judge may call it novel. Distance in the embedding and neighbours of
+#: other types alone do not suffice: another study's cells of a known type, measured on a
+#: few thousand genes, sit far from the reference too (pbmc68k_reduced's T cells: 3-5x their
+#: class's spread, accepted by their class's model). Groups the open-set models cannot judge
+#: (classes too small) are left to the judge.
+EXPRESSION_EVIDENCE = True
 #: Mean marker mass on cell types the reference lacks (the ``outside_markers`` signal) that
 #: makes a cluster a candidate group as a whole: most of what its markers say points to a
 #: type the reference does not hold (a majority; not tuned). This evidence comes from
@@ -149,6 +157,21 @@ def statistical_decision(
     group_markers = pd.Series(
         [markers.get(of_group[g], np.nan) for g in means.index], index=means.index, dtype=float
     )
+    if EXPRESSION_EVIDENCE:
+        # where the open-set models cannot judge (a class too small), the judge decides
+        unjudged = (
+            means["open_set_rejected"].isna()
+            if "open_set_rejected" in means
+            else pd.Series(True, index=means.index)
+        )
+        evidence = unjudged.copy()
+        for col, bar_e in (
+            ("open_set_rejected", OPEN_SET_MAJORITY),
+            ("outside_markers", MARKER_MAJORITY),
+        ):
+            if col in means:
+                evidence |= means[col].fillna(0.0) >= bar_e
+        prob = prob.where(evidence, np.minimum(prob, 0.49))
     # the votes raise P(novel) of the clusters they picked, never of others
     voted = pd.Series([of_group[g] in whole for g in means.index], index=means.index)
     prob = np.maximum(prob, group_share.where(voted, 0.0).fillna(0.0))
