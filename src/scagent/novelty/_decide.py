@@ -180,25 +180,27 @@ def statistical_decision(
     return StatisticalDecision(score, groups, means, prob, group_share, group_markers)
 
 
+def _cluster_means(frame: pd.DataFrame, column: str, clusters: np.ndarray) -> pd.Series:
+    """Per cluster, the mean of a per-cell signal over the cells that have it (clusters of
+    fewer than :data:`~scagent.novelty._groups.MIN_CELLS` such cells, or without the
+    signal, left out)."""
+    if column not in frame:
+        return pd.Series(dtype=float)
+    values = pd.Series(frame[column].to_numpy(dtype=float))
+    by = values.groupby(np.asarray(clusters).astype(str))
+    mean = by.mean()
+    return mean[(by.count() >= MIN_CELLS) & mean.notna()]
+
+
 def open_set_shares(frame: pd.DataFrame, clusters: np.ndarray) -> pd.Series:
     """Per cluster, the share of its cells the open-set models reject (clusters of fewer
     than :data:`~scagent.novelty._groups.MIN_CELLS` cells, or without the signal, left
     out)."""
-    if "open_set_rejected" not in frame:
-        return pd.Series(dtype=float)
-    rej = pd.Series(frame["open_set_rejected"].to_numpy(dtype=float))
-    by = rej.groupby(np.asarray(clusters).astype(str))
-    share = by.mean()
-    return share[(by.count() >= MIN_CELLS) & share.notna()]
+    return _cluster_means(frame, "open_set_rejected", clusters)
 
 
 def marker_shares(frame: pd.DataFrame, clusters: np.ndarray) -> pd.Series:
     """Per cluster, its cells' mean marker mass on cell types the reference lacks (clusters
     of fewer than :data:`~scagent.novelty._groups.MIN_CELLS` cells, or without the signal,
     left out)."""
-    if "outside_markers" not in frame:
-        return pd.Series(dtype=float)
-    mass = pd.Series(frame["outside_markers"].to_numpy(dtype=float))
-    by = mass.groupby(np.asarray(clusters).astype(str))
-    share = by.mean()
-    return share[(by.count() >= MIN_CELLS) & share.notna()]
+    return _cluster_means(frame, "outside_markers", clusters)
