@@ -51,8 +51,10 @@ def test_voting_units_split_a_cluster_by_called_type():
     calls = np.array(["a"] * 8 + ["b"] * 3 + ["c"] + ["a"] * 6)
     units = voting_units(clusters, calls)
     assert list(units[:8]) == ["0|a"] * 8
-    assert set(units[8:12]) == {"0|*"}  # called types under MIN_CELLS stay together
+    assert set(units[8:12]) == {"0|a"}  # called types under MIN_CELLS join the main unit
     assert set(units[12:]) == {"1|a"}
+    few = voting_units(np.array(["2"] * 6), np.array(["a", "a", "b", "b", "c", "c"]))
+    assert set(few) == {"2|*"}  # no called type large enough: the cluster is one unit
     assert (voting_units(clusters, None) == clusters).all()
 
 

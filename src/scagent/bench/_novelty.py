@@ -56,7 +56,7 @@ logger = logging.getLogger("scagent")
 MIN_CELLS = 30
 MAX_NOVEL, MAX_KNOWN, PANEL = 200, 400, 3000
 SCAGENT = "scagent (statistical judge)"
-RECIPE = "novelty-v8"
+RECIPE = "novelty-v9"
 #: The peers' recipe (unchanged since v2: their cached flags stay valid).
 PEERS_RECIPE = "novelty-v2"
 
@@ -333,7 +333,8 @@ def novelty_suite(*, seed: int = 0, quick: bool = False) -> Section:
 
     section.notes += [
         "scagent decides per candidate group, one judgement per group; the peers decide per "
-        "cell. Groups are query clusters split by called type; a group is a candidate as a "
+        "cell. Groups are query clusters split by called type (calls of under 5 cells go with "
+        "the cluster's main group); a group is a candidate as a "
         "whole when most of its marker mass points to a type the reference lacks (beyond "
         "the called class's own cells), or when most of its cells are rejected by every "
         "known class's one-vs-rest model at twice the query's median; else its suspected "

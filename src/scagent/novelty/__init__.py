@@ -20,7 +20,7 @@ from ._decide import (
 )
 from ._groups import MIN_CELLS, MIN_SHARE, candidate_groups, group_evidence, group_means
 from ._judge import FEATURES, JudgeParams, fit_judge, judge_features, novelty_probability
-from ._llm_judge import SCHEMA, judge_with_llm, novelty_prompt, parse_judgement
+from ._llm_judge import SCHEMA, compact_evidence, judge_with_llm, novelty_prompt, parse_judgement
 from ._neighbours import ExactNeighbours, MemoryNeighbours, NeighbourSource
 from ._openset import OneVsRest, fit_one_vs_rest, open_set_rejected
 from ._signals import SIGNALS, CellSignals, cell_signals, outside_mass
@@ -32,6 +32,7 @@ __all__ = [
     "MIN_SHARE",
     "OPEN_SET_MAJORITY",
     "SCHEMA",
+    "compact_evidence",
     "SIGNALS",
     "CellSignals",
     "ExactNeighbours",

@@ -89,19 +89,32 @@ class StatisticalDecision:
 def voting_units(clusters: np.ndarray, calls: np.ndarray | None) -> np.ndarray:
     """Each query cluster split by called type: the cells called as one type make their own
     unit when they are at least :data:`~scagent.novelty._groups.MIN_CELLS` of the cluster;
-    the cluster's other cells make one unit together.
+    the cluster's other cells join its largest unit (or, when no called type reaches
+    that many, the cluster stays one unit, ``"<cluster>|*"``).
 
     A cluster of a small query can hold a few cells of a distinct known type among many
     cells of a new one (e.g. seven microglia among malignant cells); judged apart, those
-    known cells are not swept along with the cluster.
+    known cells are not swept along with the cluster. Cells whose call is too rare to be
+    judged on its own share their cluster's expression, so they go with its main unit
+    rather than into a remainder too small to be judged at all.
     """
     clusters = np.asarray(clusters).astype(str)
     if calls is None:
         return clusters
     calls = np.asarray(calls).astype(str)
     pair = pd.Series(clusters) + "|" + pd.Series(calls)
-    size = pair.map(pair.value_counts()).to_numpy()
-    return np.where(size >= MIN_CELLS, pair.to_numpy(dtype=str), clusters + "|*")
+    counts = pair.value_counts()
+    large = counts[counts >= MIN_CELLS]
+    # each cluster's largest unit (ties: the first in sorted order, for determinism)
+    main = (
+        pd.DataFrame({"unit": large.index, "n": large.to_numpy()})
+        .assign(cluster=lambda d: d["unit"].str.rsplit("|", n=1).str[0])
+        .sort_values(["n", "unit"], ascending=[False, True])
+        .drop_duplicates("cluster")
+        .set_index("cluster")["unit"]
+    )
+    fallback = pd.Series(clusters).map(main).fillna(pd.Series(clusters) + "|*")
+    return np.where(pair.map(counts).to_numpy() >= MIN_CELLS, pair, fallback).astype(str)
 
 
 def statistical_decision(

@@ -15,7 +15,7 @@ import json
 import logging
 import re
 
-__all__ = ["SCHEMA", "judge_with_llm", "novelty_prompt", "parse_judgement"]
+__all__ = ["SCHEMA", "compact_evidence", "judge_with_llm", "novelty_prompt", "parse_judgement"]
 
 logger = logging.getLogger("scagent")
 
@@ -34,15 +34,17 @@ INSTRUCTION = """You are a careful single-cell biologist. A group of cells from 
 dataset was annotated against a reference of known cell types, and some signs suggest it may \
 be a cell type the reference does not contain. Decide whether the group is a NOVEL type (not \
 in the reference) or a KNOWN type, from the evidence below:
-- neighbours: the group's nearest reference cells in two embedding spaces (pretrained, and \
-plugin-tuned), with their types, share and mean cosine distance;
-- distance_to_class_centroid: the cells' distance to their called class's centroid divided by \
-that class's own 95% quantile (above 1 means farther than 95% of the class's own cells);
+- neighbours: the types of the group's nearest reference cells in two embedding spaces \
+(pretrained, and plugin-tuned), with their share;
+- distance_to_class_centroid: the cells' median distance to their called class's centroid \
+divided by that class's own 95% quantile (above 1 means farther than 95% of the class's own \
+cells);
 - signals: uncertainty (1 - confidence), disagreement between experts, similarity_deficit \
 (above 0: less similar to the class than 95% of its own reference cells), outside_markers \
 (marker probability on cell types the reference lacks), open_set_rejected (share of the \
 cells that no known class's own model accepts; a whole new study can raise it everywhere);
-- top_genes_vs_nearest_type and markers_suggest.
+- top_genes_vs_nearest_type (mean log expression in the group vs in the nearest known type) \
+and markers_suggest (the best-matching Cell Ontology type by markers, and its probability).
 Known cell types of the reference: {known}.
 Answer with JSON only: {{"is_novel": true|false, "closest_known_type": one of the known types \
 or null, "confidence": 0..1, "explanation": one or two sentences citing the evidence}}."""
@@ -53,9 +55,9 @@ DEMONSTRATIONS = [
             "cells": 120,
             "annotated_as": {"CD14+ monocyte": 0.97},
             "neighbours": {
-                "pretrained": {"CD14+ monocyte": {"share": 0.95, "mean_distance": 0.08}}
+                "pretrained": {"CD14+ monocyte": 0.95, "CD16+ monocyte": 0.05}
             },
-            "distance_to_class_centroid": {"pretrained": {"median_over_class_q95": 0.6}},
+            "distance_to_class_centroid": {"pretrained": 0.6},
             "signals": {"uncertainty": 0.05, "similarity_deficit": -1.2, "outside_markers": 0.02},
             "markers_suggest": {},
         },
@@ -72,10 +74,11 @@ DEMONSTRATIONS = [
             "cells": 85,
             "annotated_as": {"pancreatic ductal cell": 0.6, "pancreatic acinar cell": 0.4},
             "neighbours": {
-                "pretrained": {"pancreatic ductal cell": {"share": 0.5, "mean_distance": 0.41}}
+                "pretrained": {"pancreatic ductal cell": 0.5, "pancreatic acinar cell": 0.3}
             },
-            "distance_to_class_centroid": {"pretrained": {"median_over_class_q95": 2.4}},
+            "distance_to_class_centroid": {"pretrained": 2.4},
             "signals": {"uncertainty": 0.55, "similarity_deficit": 2.1, "outside_markers": 0.7},
+            "top_genes_vs_nearest_type": "ALB 3.1 vs 0.0, APOA1 2.7 vs 0.1, TTR 2.2 vs 0.2",
             "markers_suggest": {"cell_type": "hepatocyte", "mean_probability": 0.65},
         },
         {
@@ -91,9 +94,9 @@ DEMONSTRATIONS = [
             "cells": 30,
             "annotated_as": {"naive CD4+ T cell": 0.7, "memory CD4+ T cell": 0.3},
             "neighbours": {
-                "pretrained": {"naive CD4+ T cell": {"share": 0.6, "mean_distance": 0.15}}
+                "pretrained": {"naive CD4+ T cell": 0.6, "memory CD4+ T cell": 0.4}
             },
-            "distance_to_class_centroid": {"pretrained": {"median_over_class_q95": 1.1}},
+            "distance_to_class_centroid": {"pretrained": 1.1},
             "signals": {"uncertainty": 0.45, "similarity_deficit": 0.2, "outside_markers": 0.05},
             "markers_suggest": {},
         },
@@ -111,9 +114,9 @@ DEMONSTRATIONS = [
             "cells": 60,
             "annotated_as": {"endothelial cell": 0.8},
             "neighbours": {
-                "pretrained": {"endothelial cell": {"share": 0.7, "mean_distance": 0.3}}
+                "pretrained": {"endothelial cell": 0.7, "pancreatic stellate cell": 0.2}
             },
-            "distance_to_class_centroid": {"pretrained": {"median_over_class_q95": 1.9}},
+            "distance_to_class_centroid": {"pretrained": 1.9},
             "signals": {"uncertainty": 0.6, "similarity_deficit": 1.5, "outside_markers": 0.4},
             "markers_suggest": {
                 "cell_type": "endothelial cell of lymphatic vessel",
@@ -131,12 +134,57 @@ DEMONSTRATIONS = [
 ]
 
 
+def compact_evidence(evidence: dict, *, n_types: int = 3, n_genes: int = 5) -> dict:
+    """The part of a group's evidence (:func:`~scagent.novelty.group_evidence`) the LLM
+    reads, in few tokens: rounded numbers, the main neighbour types, the top genes as one
+    line; ontology ids and bookkeeping left out (the full evidence stays in ``.uns``)."""
+
+    def top(mix: dict, key: str | None = None) -> dict:
+        items = [(k, v[key] if key else v) for k, v in mix.items()]
+        items.sort(key=lambda kv: -float(kv[1]))
+        return {k: round(float(v), 2) for k, v in items[:n_types]}
+
+    out: dict = {"cells": evidence.get("cells")}
+    if evidence.get("annotated_as"):
+        out["annotated_as"] = top(evidence["annotated_as"])
+    if evidence.get("neighbours"):
+        out["neighbours"] = {
+            space: top(mix, "share") for space, mix in evidence["neighbours"].items() if mix
+        }
+    dist = evidence.get("distance_to_class_centroid") or {}
+    if dist:
+        out["distance_to_class_centroid"] = {
+            space: round(float(d["median_over_class_q95"]), 2)
+            for space, d in dist.items()
+            if d.get("median_over_class_q95") is not None
+        }
+    signals = evidence.get("signals") or {}
+    out["signals"] = {
+        k: round(float(v), 2) for k, v in signals.items() if v is not None and v == v
+    }
+    genes = evidence.get("top_genes_vs_nearest_type") or {}
+    if genes:
+        out["top_genes_vs_nearest_type"] = ", ".join(
+            f"{g} {v['mean_in_group']:.1f} vs {v['mean_in_known']:.1f}"
+            for g, v in list(genes.items())[:n_genes]
+        )
+    hint = evidence.get("markers_suggest") or {}
+    out["markers_suggest"] = (
+        {"cell_type": hint["cell_type"], "mean_probability": round(hint["mean_probability"], 2)}
+        if hint.get("cell_type")
+        else {}
+    )
+    return out
+
+
 def novelty_prompt(evidence: dict, known: list[str]) -> str:
-    """The prompt for one group (instruction, demonstrations, question)."""
+    """The prompt for one group (instruction, demonstrations, question); the group's
+    evidence is given in its compact form (:func:`compact_evidence`)."""
     parts = [INSTRUCTION.format(known=", ".join(known)), "", "Examples:"]
     for ev, answer in DEMONSTRATIONS:
         parts += [f"Evidence: {json.dumps(ev)}", f"Answer: {json.dumps(answer)}", ""]
-    parts += ["Now the group to judge.", f"Evidence: {json.dumps(evidence)}", "Answer:"]
+    question = json.dumps(compact_evidence(evidence))
+    parts += ["Now the group to judge.", f"Evidence: {question}", "Answer:"]
     return "\n".join(parts)
 
 

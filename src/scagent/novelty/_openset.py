@@ -9,8 +9,8 @@ sigma comes from cells of the class held out of fitting (:data:`HELD_OUT`): a mo
 nearly separates its training cells gives them probabilities near 1, a threshold too high
 for new cells of the same type. A cell no class accepts is *rejected*. Cells called as a
 class with fewer than :data:`MIN_CLASS_CELLS` reference cells are not judged (NaN): such a
-class, e.g. one learnt from a few dozen cells with ``add_cell_type``, has no reliable
-acceptance region yet. scagent reads this per cluster, relative to the rest of the query
+class cannot hold out enough cells to set its own threshold from, so it has no reliable
+acceptance region. scagent reads this per cluster, relative to the rest of the query
 (:mod:`~scagent.novelty._decide`).
 
 Fitted models are cached as ``.npz`` (never a pickle) under
@@ -43,8 +43,10 @@ ALPHA = 3.0
 N_GENES, PER_CLASS = 2000, 400
 #: Share of each class's cells that sets its threshold instead of training the model.
 HELD_OUT = 0.3
-#: Reference cells a class needs before cells called as it are judged.
-MIN_CLASS_CELLS = 50
+#: Held-out cells a class's threshold needs (as many as a candidate group needs cells) ...
+MIN_HELD_OUT = 5
+#: ... hence the reference cells a class needs before cells called as it are judged (17).
+MIN_CLASS_CELLS = int(np.ceil(MIN_HELD_OUT / HELD_OUT))
 
 
 @dataclass
