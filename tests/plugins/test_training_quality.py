@@ -183,3 +183,15 @@ def _ece(logits, y, t):
     p = np.exp(z - z.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     return expected_calibration_error(p.max(1), p.argmax(1) == y)
+
+
+def test_history_records_validation_loss_and_accuracy_per_epoch(pancreas_plugin):
+    sub, p = pancreas_plugin
+    history = p.training["history"]
+    assert history[0]["stage"] == "probe" and len(history) == p.metrics["epochs_run"] + 1
+    n_val = p.training["n_val"]
+    for h in history:
+        assert np.isfinite(h["val_loss"]) and 0 <= h["val_accuracy"] <= 1
+        # an accuracy over the early-stopping cells: a whole number of them right
+        assert abs(h["val_accuracy"] * n_val - round(h["val_accuracy"] * n_val)) < 1e-6
+    assert max(h["val_accuracy"] for h in history) >= 0.75  # 4 distinct pancreas types

@@ -54,9 +54,7 @@ DEMONSTRATIONS = [
         {
             "cells": 120,
             "annotated_as": {"CD14+ monocyte": 0.97},
-            "neighbours": {
-                "pretrained": {"CD14+ monocyte": 0.95, "CD16+ monocyte": 0.05}
-            },
+            "neighbours": {"pretrained": {"CD14+ monocyte": 0.95, "CD16+ monocyte": 0.05}},
             "distance_to_class_centroid": {"pretrained": 0.6},
             "signals": {"uncertainty": 0.05, "similarity_deficit": -1.2, "outside_markers": 0.02},
             "markers_suggest": {},
@@ -93,9 +91,7 @@ DEMONSTRATIONS = [
         {
             "cells": 30,
             "annotated_as": {"naive CD4+ T cell": 0.7, "memory CD4+ T cell": 0.3},
-            "neighbours": {
-                "pretrained": {"naive CD4+ T cell": 0.6, "memory CD4+ T cell": 0.4}
-            },
+            "neighbours": {"pretrained": {"naive CD4+ T cell": 0.6, "memory CD4+ T cell": 0.4}},
             "distance_to_class_centroid": {"pretrained": 1.1},
             "signals": {"uncertainty": 0.45, "similarity_deficit": 0.2, "outside_markers": 0.05},
             "markers_suggest": {},
@@ -159,9 +155,7 @@ def compact_evidence(evidence: dict, *, n_types: int = 3, n_genes: int = 5) -> d
             if d.get("median_over_class_q95") is not None
         }
     signals = evidence.get("signals") or {}
-    out["signals"] = {
-        k: round(float(v), 2) for k, v in signals.items() if v is not None and v == v
-    }
+    out["signals"] = {k: round(float(v), 2) for k, v in signals.items() if v is not None and v == v}
     genes = evidence.get("top_genes_vs_nearest_type") or {}
     if genes:
         out["top_genes_vs_nearest_type"] = ", ".join(

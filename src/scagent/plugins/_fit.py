@@ -152,11 +152,13 @@ class PluginFit:
         try:
             set_adapter(self.net, self.key)  # B = 0: the adapted encoder starts as the frozen one
             stop_views = self._views(stop)
-            probe_losses = self._probe(train, stop_views)
+            probe_losses, probe_accuracy = self._probe(train, stop_views)
             self.probe_state = self._snapshot()
             out = Outcome(self.probe_state)
             loss = float(probe_losses.mean()) if probe_losses is not None else math.nan
-            out.history.append({"epoch": 0, "stage": "probe", "val_loss": loss})
+            out.history.append(
+                {"epoch": 0, "stage": "probe", "val_loss": loss, "val_accuracy": probe_accuracy}
+            )
             out.metrics["probe_val_loss"] = loss
             note = self._why_not_fine_tune(train)
             if not note:
@@ -190,15 +192,17 @@ class PluginFit:
         w = counts[self.y[train]] ** -self.cfg.balance
         return w / w.sum()
 
-    def _probe(self, train: np.ndarray, stop: Views | None) -> torch.Tensor | None:
-        """Head only, on frozen embeddings of every training cell (and a gene-subset view)."""
+    def _probe(self, train: np.ndarray, stop: Views | None) -> tuple[torch.Tensor | None, float]:
+        """Head only, on frozen embeddings of every training cell (and a gene-subset view).
+        Returns the kept head's early-stopping losses and accuracy (``None``, NaN without
+        early-stopping cells)."""
         cfg, n = self.cfg, len(self.labels)
         full, sub = self._views(train).embeddings(self.net, self.device)
         w = self._weights(train)
         emb, y = full, self.y_t[train]
         if sub is not None:
             emb, y, w = torch.cat([full, sub]), torch.cat([y, y]), np.concatenate([w, w]) / 2
-        score = None
+        score, frozen = None, None
         if stop is not None:
             frozen = stop.embeddings(self.net, self.device)
 
@@ -217,7 +221,8 @@ class PluginFit:
             batch_size=cfg.batch_size,
             rng=self.rng,
         )
-        return losses
+        accuracy = stop.accuracy(self.head, frozen[0], n) if frozen is not None else math.nan
+        return losses, accuracy
 
     def _fine_tune(self, params, train, stop: Views | None, probe_losses, out: Outcome) -> str:
         """Adapter and head together; returns why the probe was kept ("" if it was not)."""
@@ -237,11 +242,16 @@ class PluginFit:
             logits = self.head(embed(self.net, b, self.device, chunk=len(idx)))
             return F.cross_entropy(logits, self.y_t[idx].to(self.device))
 
-        score = None
+        score = accuracy = None
         if stop is not None:
+            last: dict = {}
 
             def score():
-                return stop.losses(self.head, *stop.embeddings(self.net, self.device), n)
+                last["emb"] = stop.embeddings(self.net, self.device)
+                return stop.losses(self.head, *last["emb"], n)
+
+            def accuracy():  # on the embeddings score() just made
+                return stop.accuracy(self.head, last["emb"][0], n)
 
         bar = tqdm(total=cfg.max_epochs, disable=not self.progress, desc=f"training {self.name}")
 
@@ -264,6 +274,7 @@ class PluginFit:
             weight_decay=cfg.weight_decay,
             patience=cfg.patience,
             progress=show,
+            accuracy=accuracy,
         )
         bar.close()
         out.history += [{**h, "stage": "fine-tune"} for h in result.history]

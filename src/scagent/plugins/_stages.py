@@ -110,6 +110,12 @@ class Views:
                 loss = (1 - self.subset_weight) * loss + self.subset_weight * s
         return loss.cpu()
 
+    def accuracy(self, head: nn.Module, full: torch.Tensor, n_labels: int) -> float:
+        """Share of the cells whose full view the head assigns to their own class."""
+        with torch.no_grad():
+            pred = head(full)[:, :n_labels].argmax(1).cpu()
+        return float((pred == self.y.cpu()).float().mean())
+
 
 def make_views(tokens, X, ids, rows, y, *, tokenize, subset, weight, chunk=32) -> Views:
     """:class:`Views` of ``rows``: their full tokens and (``weight > 0``) gene-subset tokens.
@@ -204,7 +210,7 @@ class FineTuneResult:
     losses
         Per-cell early-stopping losses of the kept epoch (``None`` without such cells).
     history
-        One dict per epoch: ``epoch``, ``train_loss``, ``val_loss``.
+        One dict per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``val_accuracy``.
     """
 
     state: dict
@@ -228,13 +234,15 @@ def fine_tune(
     weight_decay: float,
     patience: int,
     progress: Callable[[int, float, float], None] | None = None,
+    accuracy: Callable[[], float] | None = None,
 ) -> FineTuneResult:
     """Train adapter ``params`` and ``head`` together; keep the epoch ``score`` likes best.
 
     ``step_loss()`` draws a batch and returns its loss; ``modules`` are switched to training
     mode for the steps (the frozen encoder stays in evaluation mode). One epoch of linear
     warm-up, then cosine decay to zero over ``epochs``. Without ``score`` the last epoch
-    is kept.
+    is kept. ``accuracy()``, called right after ``score()``, adds the early-stopping cells'
+    accuracy to each epoch's history (``val_accuracy``).
     """
     opt = torch.optim.Adam(
         [{"params": params}, {"params": head.parameters(), "lr": head_lr}],
@@ -263,7 +271,10 @@ def fine_tune(
             m.eval()
         losses = score() if score is not None else None
         val = float(losses.mean()) if losses is not None else math.nan
-        history.append({"epoch": epoch, "train_loss": running / steps, "val_loss": val})
+        acc = accuracy() if accuracy is not None and losses is not None else math.nan
+        history.append(
+            {"epoch": epoch, "train_loss": running / steps, "val_loss": val, "val_accuracy": acc}
+        )
         if progress is not None:
             progress(epoch, running / steps, val)
         if best is None or losses is None or val < float(best.losses.mean()):
