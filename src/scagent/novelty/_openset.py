@@ -10,7 +10,11 @@ nearly separates its training cells gives them probabilities near 1, a threshold
 for new cells of the same type. A cell no class accepts is *rejected*. Cells called as a
 class with fewer than :data:`MIN_CLASS_CELLS` reference cells are not judged (NaN): such a
 class cannot hold out enough cells to set its own threshold from, so it has no reliable
-acceptance region. scagent reads this per cluster, relative to the rest of the query
+acceptance region. Nor are cells called as a type learnt with ``add_cell_type`` (its cells'
+``obs["dataset"]`` is ``"learnt-types"``): a few dozen cells of one or two donors describe
+those donors, and the other donors' cells of the type fall outside (the incremental
+benchmark: half of the held-out patients' malignant cells after learning from 20 or 30);
+the user has named the type, and the judge and the markers still read those cells. scagent reads this per cluster, relative to the rest of the query
 (:mod:`~scagent.novelty._decide`).
 
 Fitted models are cached as ``.npz`` (never a pickle) under
@@ -186,13 +190,19 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray, OneVsRest] | None:
         return None
 
 
-def _small_classes(ref, tissue: str) -> set[str]:
-    """Classes of the tissue with fewer than :data:`MIN_CLASS_CELLS` reference cells."""
+def _unjudged_classes(ref, tissue: str) -> set[str]:
+    """Classes of the tissue with fewer than :data:`MIN_CLASS_CELLS` reference cells, or
+    learnt with ``add_cell_type``."""
     from ..experts._reference import LABEL_KEY
+    from ..memory._learnt import LEARNT
 
     obs = ref.obs if not tissue else ref.obs[ref.obs["tissue"].astype(str) == tissue]
-    counts = obs[LABEL_KEY].astype(str).value_counts()
-    return set(counts[counts < MIN_CLASS_CELLS].index)
+    labels = obs[LABEL_KEY].astype(str)
+    counts = labels.value_counts()
+    out = set(counts[counts < MIN_CLASS_CELLS].index)
+    if "dataset" in obs:
+        out |= set(labels[(obs["dataset"].astype(str) == LEARNT).to_numpy()])
+    return out
 
 
 def _fitted(ref, version: str, tissue: str, genes: np.ndarray, seed: int):
@@ -242,7 +252,8 @@ def open_set_rejected(
         Identity of the reference (part of the cache key).
     calls
         Each cell's called class (Cell Ontology id or ``name:<label>``): cells called as a
-        class with fewer than :data:`MIN_CLASS_CELLS` reference cells are left NaN.
+        class with fewer than :data:`MIN_CLASS_CELLS` reference cells, or learnt with
+        ``add_cell_type``, are left NaN.
     seed
         Seed of the class-balanced sample and the solver.
 
@@ -267,6 +278,6 @@ def open_set_rejected(
         F = shared_log1p(sp.csr_matrix(X_log1p)[rows], genes, panel)[:, cols]
         out[rows] = model.rejected(F)
         if calls is not None:
-            small = _small_classes(reference, t if t in known else "")
+            small = _unjudged_classes(reference, t if t in known else "")
             out[rows[np.isin(np.asarray(calls, dtype=str)[rows], list(small))]] = np.nan
     return out

@@ -165,7 +165,8 @@ def add_cell_type(
             "the new type differently."
         )
         raise InputDataError(msg)
-    dataset = LEARNT if ref.name == "atlas" else ref.name
+    # the new cells' obs["dataset"] says they were learnt, whichever dataset stores them
+    dataset = LEARNT
     labelled = cells.copy()
     labelled.obs["scagent_new_type"] = cell_type
     new, report = harmonise_reference(
