@@ -186,7 +186,7 @@ def _ece(logits, y, t):
 
 
 def test_history_records_validation_loss_and_accuracy_per_epoch(pancreas_plugin):
-    sub, p = pancreas_plugin
+    _, p = pancreas_plugin
     history = p.training["history"]
     assert history[0]["stage"] == "probe" and len(history) == p.metrics["epochs_run"] + 1
     n_val = p.training["n_val"]

@@ -14,7 +14,8 @@ acceptance region. Nor are cells called as a type learnt with ``add_cell_type`` 
 ``obs["dataset"]`` is ``"learnt-types"``): a few dozen cells of one or two donors describe
 those donors, and the other donors' cells of the type fall outside (the incremental
 benchmark: half of the held-out patients' malignant cells after learning from 20 or 30);
-the user has named the type, and the judge and the markers still read those cells. scagent reads this per cluster, relative to the rest of the query
+the user has named the type, and the judge and the markers still read those cells.
+scagent reads this per cluster, relative to the rest of the query
 (:mod:`~scagent.novelty._decide`).
 
 Fitted models are cached as ``.npz`` (never a pickle) under
