@@ -45,11 +45,13 @@ def test_annotate_against_a_stored_reference(lab_store, lab_file, atlas, tmp_pat
     # against that reference alone: the default (atlas) plugins do not run
     assert "plugin" not in record["experts"]
     assert any("'lab_atlas' alone" in n for n in record["notes"])
-    called = query.obs["scagent_cell_type_ontology_id"].astype(str).to_numpy()
+    # the annotation's own calls (before novelty): 80 reference cells of 16 types, so
+    # about half right (one in 16 by chance); novelty leaves most cells named
+    called = query.obs["scagent_cell_type_ontology_id_if_known"].astype(str).to_numpy()
     truth = query.obs["cell_type_ontology_term_id"].astype(str).to_numpy()
+    assert (called == truth).mean() > 0.45
     known = query.obs["scagent_cell_type"].astype(str).to_numpy() != "unknown"
-    assert known.sum() >= 30  # 80 reference cells: novelty may leave many cells unknown
-    assert (called[known] == truth[known]).mean() > 0.6
+    assert known.sum() >= 0.6 * query.n_obs
 
     # the command line: the same reference by name; an unknown name is one clear line
     path = tmp_path / "query.h5ad"
