@@ -32,7 +32,7 @@ def test_brain_example_end_to_end(tmp_path, monkeypatch):
     assert reply.question, reply.answer  # novel cells found: consent asked
     flagged = ad.read_h5ad(tmp_path / "glioma_scagent.h5ad").obs["scagent_is_novel"].to_numpy()
     assert novel["n_novel_cells"] == flagged.sum()
-    assert flagged[malignant].mean() > 0.8  # most malignant cells flagged
+    assert flagged[malignant].mean() > 0.5  # most malignant cells flagged
     assert flagged[~malignant].mean() < 0.2  # few known ones
 
     reply = agent.ask(f"yes, learn them as {NEW}")
@@ -54,6 +54,9 @@ def test_brain_example_end_to_end(tmp_path, monkeypatch):
     assert np.sum(calls[~malignant] == NEW) <= 0.1 * (~malignant).sum()
     assert f"- {NEW}: " in str(reply)  # named in the answer (or the text before a question)
     agent.close()
+    # issue 11's target, checked last so the learning above is tested whatever it gives:
+    # 111 of 142 (0.78) at the end of stop 16, one cluster of malignant cells missed
+    assert flagged[malignant].mean() > 0.8, f"{flagged[malignant].sum()} of 142 flagged"
 
 
 def _store_state(home):

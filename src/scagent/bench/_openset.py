@@ -18,6 +18,8 @@ measured, at most :data:`MAX_PER_CLASS` cells per class) and flags query cells a
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.stats import weibull_min
 from sklearn.linear_model import LogisticRegression
@@ -55,7 +57,11 @@ def _openmax(model, Z_train, y_train, Z_query) -> np.ndarray:
         m = Z_train[rows].mean(axis=0)
         d = np.linalg.norm(Z_train[rows] - m, axis=1)
         tail = np.sort(d)[-TAIL:]
-        shape, _, scale = weibull_min.fit(tail, floc=0)
+        with warnings.catch_warnings():
+            # a class of few, near-identical distances: scipy warns while guessing the
+            # fit's starting shape (from the skew); the maximum-likelihood fit is still made
+            warnings.filterwarnings("ignore", "Precision loss", RuntimeWarning)
+            shape, _, scale = weibull_min.fit(tail, floc=0)
         mav.append(m)
         fits.append((shape, scale))
     mav = np.vstack(mav)
