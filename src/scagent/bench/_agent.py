@@ -108,7 +108,7 @@ def agent_suite(*, seed: int = 0, quick: bool = False) -> Section:
     parsers: list[tuple[str, object]] = [("deterministic rules", None)]
     if embedded_available():
         llm = EmbeddedLLM()
-        parsers.append((f"embedded LLM (Qwen2.5-Coder-1.5B, {llm.runtime})", llm))
+        parsers.append((llm.name, llm))
     else:
         section.notes.append("The embedded LLM is not installed (scagent[llm]): not measured.")
     misses = []

@@ -44,7 +44,7 @@ def _judges() -> list[tuple[str, object]]:
 
         if embedded_available():
             llm = get_llm("embedded")
-            out.append((f"embedded LLM (Qwen2.5-Coder-1.5B, {llm.runtime})", llm))
+            out.append((llm.name, llm))
     except Exception as err:  # the LLM is optional: its row says why it is missing
         logger.warning("No embedded LLM for the detect_novel timing: %s", err)
     return out

@@ -102,19 +102,19 @@ def voting_units(clusters: np.ndarray, calls: np.ndarray | None) -> np.ndarray:
     if calls is None:
         return clusters
     calls = np.asarray(calls).astype(str)
-    pair = pd.Series(clusters) + "|" + pd.Series(calls)
-    counts = pair.value_counts()
-    large = counts[counts >= MIN_CELLS]
+    cells = pd.DataFrame({"cluster": clusters, "unit": pd.Series(clusters) + "|" + calls})
+    cells["n"] = cells.groupby("unit")["unit"].transform("size")
+    large = cells["n"] >= MIN_CELLS
     # each cluster's largest unit (ties: the first in sorted order, for determinism)
     main = (
-        pd.DataFrame({"unit": large.index, "n": large.to_numpy()})
-        .assign(cluster=lambda d: d["unit"].str.rsplit("|", n=1).str[0])
+        cells[large]
+        .drop_duplicates("unit")
         .sort_values(["n", "unit"], ascending=[False, True])
         .drop_duplicates("cluster")
         .set_index("cluster")["unit"]
     )
-    fallback = pd.Series(clusters).map(main).fillna(pd.Series(clusters) + "|*")
-    return np.where(pair.map(counts).to_numpy() >= MIN_CELLS, pair, fallback).astype(str)
+    fallback = cells["cluster"].map(main).fillna(cells["cluster"] + "|*")
+    return np.where(large, cells["unit"], fallback).astype(str)
 
 
 def statistical_decision(

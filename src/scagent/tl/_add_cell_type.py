@@ -165,12 +165,11 @@ def add_cell_type(
             "the new type differently."
         )
         raise InputDataError(msg)
-    # the new cells' obs["dataset"] says they were learnt, whichever dataset stores them
-    dataset = LEARNT
     labelled = cells.copy()
     labelled.obs["scagent_new_type"] = cell_type
+    # obs["dataset"] says the cells were learnt, whichever stored dataset holds them
     new, report = harmonise_reference(
-        labelled, name=dataset, cell_type_key="scagent_new_type", tissue=tissue
+        labelled, name=LEARNT, cell_type_key="scagent_new_type", tissue=tissue
     )
     onto = cell_ontology()
     if ontology_id is not None:
