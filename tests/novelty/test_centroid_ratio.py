@@ -13,6 +13,7 @@ def _stats():
             "tissue": ["blood", "lung", "blood"],
             "term": ["CL:0000625", "CL:0000625", "CL:0000236"],
             "n": [871, 3, 500],
+            "q50": [0.05, 0.0005, 0.1],
             "q95": [0.2, 0.001, 0.2],
         }
     )
@@ -25,9 +26,15 @@ def test_the_cell_s_own_tissue_decides_which_class_statistics_apply():
     lung cells with another centroid and a tiny spread (the memory keeps a row per tissue)."""
     V = np.array([[0.98, 0.2], [0.98, 0.2], [0.98, 0.2]], dtype=np.float32)
     calls = np.array(["CL:0000625", "CL:0000625", "CL:0000625"], dtype=object)
-    ratio = _centroid_ratio(V, calls, _stats(), np.array(["blood", "lung", "kidney"]), strict=False)
+    ratio, own = _centroid_ratio(
+        V, calls, _stats(), np.array(["blood", "lung", "kidney"]), strict=False
+    )
     assert ratio[0] < 0.2  # near blood's centroid, well inside its spread
     assert ratio[1] > 100  # the lung class, as asked
     assert ratio[2] == ratio[0]  # no kidney class: the term's largest class (blood)
-    strict = _centroid_ratio(V, calls, _stats(), np.array(["blood", "lung", "kidney"]), strict=True)
+    # each cell also gets its class's own median distance over the same quantile
+    np.testing.assert_allclose(own, [0.25, 0.5, 0.25], rtol=1e-5)
+    strict, _ = _centroid_ratio(
+        V, calls, _stats(), np.array(["blood", "lung", "kidney"]), strict=True
+    )
     assert np.isnan(strict[2])  # tuned space: another tissue's plugin space never stands in

@@ -8,13 +8,16 @@ cells come from the vector memory or an exact search (:mod:`._neighbours`). The 
 
 from __future__ import annotations
 
-from ._baseline import class_outside_baseline
+from ._baseline import class_marker_baseline
 from ._decide import (
     MARKER_MAJORITY,
     OPEN_SET_MAJORITY,
     StatisticalDecision,
+    confirmed_units,
     marker_shares,
+    open_set_background,
     open_set_shares,
+    query_shift,
     statistical_decision,
     voting_units,
 )
@@ -23,7 +26,7 @@ from ._judge import FEATURES, JudgeParams, fit_judge, judge_features, novelty_pr
 from ._llm_judge import SCHEMA, compact_evidence, judge_with_llm, novelty_prompt, parse_judgement
 from ._neighbours import ExactNeighbours, MemoryNeighbours, NeighbourSource
 from ._openset import OneVsRest, fit_one_vs_rest, open_set_rejected
-from ._signals import SIGNALS, CellSignals, cell_signals, outside_mass
+from ._signals import SIGNALS, CellSignals, call_support, cell_signals, outside_mass
 
 __all__ = [
     "FEATURES",
@@ -40,10 +43,12 @@ __all__ = [
     "NeighbourSource",
     "OneVsRest",
     "StatisticalDecision",
+    "call_support",
     "candidate_groups",
     "cell_signals",
-    "class_outside_baseline",
+    "class_marker_baseline",
     "compact_evidence",
+    "confirmed_units",
     "fit_judge",
     "fit_one_vs_rest",
     "group_evidence",
@@ -53,10 +58,12 @@ __all__ = [
     "marker_shares",
     "novelty_probability",
     "novelty_prompt",
+    "open_set_background",
     "open_set_rejected",
     "open_set_shares",
     "outside_mass",
     "parse_judgement",
+    "query_shift",
     "statistical_decision",
     "voting_units",
 ]

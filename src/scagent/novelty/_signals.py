@@ -26,6 +26,16 @@ Each signal is oriented so that larger means "less like any known type":
 ``open_set_rejected``
     1 when no reference class of the cell's tissue accepts it by its own one-vs-rest model
     and threshold (DOC's rule, :mod:`~scagent.novelty._openset`), else 0.
+``call_marker_deficit``
+    How much less marker mass the cell puts on its call (the call, its ancestors and
+    descendants) than the called class's own reference cells do: ``1 - support / baseline``,
+    clipped to [0, 1] (:mod:`~scagent.novelty._baseline`); NaN where the class's own cells
+    put under :data:`MIN_BASELINE_SUPPORT` on it (the markers do not know the class).
+
+Beside the signals, the frame holds the context they are read in: ``call``, ``tissue``,
+``cluster`` and ``class_median_ratio_pretrained``, the called class's own cells' median
+distance to its centroid over their 95% quantile (the ``distance_ratio_pretrained`` of a
+typical reference cell of that class).
 """
 
 from __future__ import annotations
@@ -40,7 +50,14 @@ from ..knowledge import cell_ontology
 from ..memory import ClassStats, Neighbours
 from ._neighbours import NeighbourSource
 
-__all__ = ["SIGNALS", "CellSignals", "cell_signals", "outside_mass"]
+__all__ = [
+    "MIN_BASELINE_SUPPORT",
+    "SIGNALS",
+    "CellSignals",
+    "call_support",
+    "cell_signals",
+    "outside_mass",
+]
 
 SIGNALS = (
     "uncertainty",
@@ -52,7 +69,12 @@ SIGNALS = (
     "distance_ratio_tuned",
     "neighbour_disagreement_tuned",
     "open_set_rejected",
+    "call_marker_deficit",
 )
+
+#: Marker mass a class's own reference cells must put on the class for the markers to
+#: confirm (or not) query cells called that class.
+MIN_BASELINE_SUPPORT = 0.1
 
 
 @dataclass
@@ -63,7 +85,8 @@ class CellSignals:
     ----------
     frame
         One row per cell: :data:`SIGNALS` (NaN where a space or expert was missing), the
-        call, tissue and cluster.
+        call, tissue, cluster and ``class_median_ratio_pretrained`` (see the module
+        docstring).
     neighbours
         Space name to the cells' nearest known cells.
     hints
@@ -121,19 +144,42 @@ def outside_mass(call, reference_classes) -> tuple[np.ndarray, pd.DataFrame]:
     return mass.astype(np.float32), hints
 
 
+def call_support(call, calls) -> np.ndarray:
+    """Per cell, the marker expert's mass on its call, the call's ancestors and descendants.
+
+    Parameters
+    ----------
+    call
+        The marker expert's :class:`~scagent.experts.ExpertCall` over all marker terms.
+    calls
+        Each cell's called class (a Cell Ontology id; other names get 0).
+    """
+    calls = np.asarray(calls).astype(str)
+    P = np.nan_to_num(call.probs, nan=0.0)
+    out = np.zeros(len(calls), dtype=np.float32)
+    for c in np.unique(calls):
+        related = np.array([_related(t, {c}) for t in call.terms], dtype=bool)
+        if related.any():
+            rows = calls == c
+            out[rows] = P[rows][:, related].sum(axis=1)
+    return out
+
+
 def _centroid_ratio(
     vectors: np.ndarray, calls: np.ndarray, stats: ClassStats, tissues: np.ndarray, *, strict: bool
-) -> np.ndarray:
-    """Cosine distance to the called class's centroid over the class's 95% quantile.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine distance to the called class's centroid over the class's 95% quantile, and the
+    class's own median distance over the same quantile.
 
     The class is the call within the cell's tissue; unless ``strict`` (the tuned space,
     where each tissue's plugin makes its own space), a call the tissue lacks falls back to
     that call's largest class in another tissue (or the pooled one).
     """
     out = np.full(len(calls), np.nan, dtype=np.float32)
+    own = np.full(len(calls), np.nan, dtype=np.float32)
     table = stats.table
     if table.empty:
-        return out
+        return out, own
     V = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     C = stats.centroids / np.maximum(np.linalg.norm(stats.centroids, axis=1, keepdims=True), 1e-12)
     by_pair: dict[tuple, int] = {}
@@ -146,6 +192,7 @@ def _centroid_ratio(
         if j is None or sizes[i] >= sizes[j]:
             by_term[row["term"]] = i
     q95 = table["q95"].to_numpy(dtype=float)
+    q50 = table["q50"].to_numpy(dtype=float) if "q50" in table else np.full(len(table), np.nan)
     for i in range(len(calls)):
         if not np.isfinite(V[i]).all():
             continue
@@ -156,7 +203,8 @@ def _centroid_ratio(
             continue
         d = 1.0 - float(V[i] @ C[j])
         out[i] = d / max(q95[j], 1e-3)
-    return out
+        own[i] = q50[j] / max(q95[j], 1e-3)
+    return out, own
 
 
 def _neighbour_disagreement(nb: Neighbours, calls: np.ndarray) -> np.ndarray:
@@ -178,7 +226,7 @@ def cell_signals(
     self_similarity: dict[str, tuple[float, float]],
     similarity: np.ndarray,
     open_set: np.ndarray | None = None,
-    outside_baseline: dict[str, float] | None = None,
+    marker_baseline: pd.DataFrame | None = None,
     k: int = 10,
 ) -> CellSignals:
     """The novelty signals of an annotated query (see the module docstring).
@@ -202,9 +250,10 @@ def cell_signals(
         Each query cell's similarity to its nearest reference class.
     open_set
         Per cell, whether every reference class rejected it (``None``: not computed).
-    outside_baseline
-        Per class, its own reference cells' marker mass outside the reference
-        (:func:`~scagent.novelty.class_outside_baseline`; ``None``: 0 for every class).
+    marker_baseline
+        Per class, its own reference cells' marker mass outside the reference and on the
+        class (:func:`~scagent.novelty.class_marker_baseline`; ``None``: no outside
+        baseline, and no ``call_marker_deficit``).
     k
         Neighbours per space.
     """
@@ -221,13 +270,22 @@ def cell_signals(
     spread = np.maximum(q[:, 1] - q[:, 0], 0.02)
     frame["similarity_deficit"] = (q[:, 0] - similarity) / spread
     mass, hints = outside_mass(markers, reference_classes)
-    if outside_baseline:
-        base = np.array([outside_baseline.get(c, 0.0) for c in calls], dtype=np.float32)
-        mass = np.maximum(mass - base, 0.0)
+    baseline = marker_baseline if marker_baseline is not None else pd.DataFrame()
+    per_cell = baseline.reindex(pd.Index(calls.astype(str)))
+    if "outside" in per_cell:
+        mass = np.maximum(mass - per_cell["outside"].fillna(0.0).to_numpy(np.float32), 0.0)
     frame["outside_markers"] = mass
+    deficit = np.full(len(calls), np.nan, dtype=np.float32)
+    if "support" in per_cell:
+        base = per_cell["support"].to_numpy(dtype=float)
+        known = base >= MIN_BASELINE_SUPPORT
+        support = call_support(markers, calls)
+        deficit[known] = np.clip(1.0 - support[known] / base[known], 0.0, 1.0)
+    frame["call_marker_deficit"] = deficit
     hints.index = obs.index
     neighbours = {}
     spaces = {"pretrained": pretrained, "tuned": tuned}
+    frame["class_median_ratio_pretrained"] = np.nan
     for space, V in spaces.items():
         if source is None or V is None or not np.isfinite(V).any():
             frame[f"distance_ratio_{space}"] = np.nan
@@ -244,9 +302,10 @@ def cell_signals(
                 nb.fields[f_name][ok] = found.fields[f_name]
         neighbours[space] = nb
         stats = source.class_stats(space)
-        frame[f"distance_ratio_{space}"] = _centroid_ratio(
-            V, calls, stats, tissues, strict=space == "tuned"
-        )
+        ratio, own = _centroid_ratio(V, calls, stats, tissues, strict=space == "tuned")
+        frame[f"distance_ratio_{space}"] = ratio
+        if space == "pretrained":
+            frame["class_median_ratio_pretrained"] = own
         frame[f"neighbour_disagreement_{space}"] = _neighbour_disagreement(nb, calls)
     frame["open_set_rejected"] = (
         np.full(len(frame), np.nan, dtype=np.float32)

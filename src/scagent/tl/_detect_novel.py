@@ -25,7 +25,7 @@ from ..novelty import (
     JudgeParams,
     NeighbourSource,
     cell_signals,
-    class_outside_baseline,
+    class_marker_baseline,
     group_evidence,
     judge_with_llm,
     open_set_rejected,
@@ -163,7 +163,8 @@ def detect_novel(
     ``.obs['scagent_novelty_score']``
         The statistical judge's probability that the cell is of no known type.
     ``.obsm['scagent_novelty_signals']``
-        The per-cell signals behind it (a DataFrame, one column per signal).
+        The per-cell signals behind it (a DataFrame, one column per signal, and the called
+        class's own median distance ratio they are read against).
     ``.obs['scagent_cell_type']``
         ``"unknown"`` for novel cells (the annotation's own call stays in
         ``.obs['scagent_cell_type_if_known']`` and ``..._ontology_id_if_known``).
@@ -175,7 +176,9 @@ def detect_novel(
     ``.uns['scagent']['novel_groups']``
         Per candidate group: its evidence, the judgement, which judge decided, explanation.
     ``.uns['scagent']['novelty']``
-        Groups, novel cells, LLM calls, seconds, judge provenance.
+        Groups, novel cells, LLM calls, seconds, judge provenance; the query's shift from
+        the reference (``query_shift``) and the open-set rejection its relative bar was set
+        against (``open_set_background``; see :func:`scagent.novelty.open_set_background`).
     """
     from ..experts import marker_expert
     from ..experts._evidence import human_view
@@ -220,7 +223,7 @@ def detect_novel(
         version=ref.version if isinstance(ref, ReferenceData) else _fingerprint(ref),
         calls=target.obs[OBS_ONTOLOGY].astype(str).to_numpy(),
     )
-    baseline = class_outside_baseline(
+    baseline = class_marker_baseline(
         ref_adata, genes, target.obs[OBS_ONTOLOGY].astype(str).to_numpy(), classes
     )
     sim = target.obs.get("scagent_reference_similarity")
@@ -234,17 +237,12 @@ def detect_novel(
         self_similarity=class_self_similarity(ref, genes),
         similarity=sim.to_numpy(dtype=float) if sim is not None else np.full(target.n_obs, np.nan),
         open_set=open_set,
-        outside_baseline=baseline,
+        marker_baseline=baseline,
         k=k,
     )
     params = judge or JudgeParams.shipped()
     decision = statistical_decision(signals.frame, clusters, params)
-    score, groups, means, stat = (
-        decision.score,
-        decision.groups,
-        decision.means,
-        decision.probability,
-    )
+    groups, means, stat = decision.groups, decision.means, decision.probability
     ref_prob = target.obs.get(OBS_PROB_PREFIX + "reference")
     ref_prob = (
         ref_prob.to_numpy(dtype=float) if ref_prob is not None else np.full(target.n_obs, np.nan)
@@ -278,7 +276,7 @@ def detect_novel(
             }
         novel |= (groups == g) & bool(verdict["is_novel"])
         records[g] = {"evidence": ev, "judgement": verdict, "judge": how}
-    _write(target, signals, score, groups, novel, records, calls, params, t0)
+    _write(target, signals, decision, novel, records, calls, params, t0)
     return target if copy else None
 
 
@@ -328,7 +326,8 @@ def _explain(ev: dict, p: float) -> str:
     return f"Statistical judge: P(novel) = {p:.2f}, so {verdict} ({'; '.join(parts)})."
 
 
-def _write(target, signals, score, groups, novel, records, calls, params, t0) -> None:
+def _write(target, signals, decision, novel, records, calls, params, t0) -> None:
+    score, groups = decision.score, decision.groups
     obs = target.obs
     hints = signals.hints
     known_calls = obs[OBS_KNOWN_CALL].astype(str).to_numpy()
@@ -363,6 +362,10 @@ def _write(target, signals, score, groups, novel, records, calls, params, t0) ->
             else "No nearest-neighbour evidence: the vector memory does not hold this "
             "reference yet (`scagent memory build` adds it, or detect_novel(build_memory=True)).",
             "judge_provenance": params.provenance,
+            "query_shift": None if np.isnan(decision.shift) else round(decision.shift, 2),
+            "open_set_background": None
+            if np.isnan(decision.background)
+            else round(decision.background, 3),
             "seconds": round(time.perf_counter() - t0, 2),
         }
     )
