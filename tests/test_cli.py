@@ -350,3 +350,19 @@ def test_annotate_and_embed_take_gene_column(pbmc_small, tmp_path):
         result = runner.invoke(app, [*base, "--gene-column", "symbol"])
         assert result.exit_code == 0, result.output
         assert out.exists()
+
+
+def test_annotate_says_when_novelty_lacked_the_memory(pbmc_small, tmp_path, monkeypatch):
+    import scagent as sa
+
+    monkeypatch.setattr(sa.settings, "data_dir", tmp_path / "home")  # its memory is empty
+    path = tmp_path / "pbmc.h5ad"
+    pbmc_small.write_h5ad(path)
+    out = tmp_path / "out.h5ad"
+    args = ["annotate", str(path), "-o", str(out), *_shipped_blood(), "--no-build-memory"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "novelty: No nearest-neighbour evidence" in result.output
+    assert "--build-memory" in result.output  # how to add it
+    text = runner.invoke(app, ["annotate", "--help"], terminal_width=100).output
+    assert "--build-memory" in text and "--no-build-memory" in text

@@ -298,6 +298,15 @@ def annotate(
         bool,
         typer.Option(help="Mark the cells no known type fits as 'unknown' (detect_novel)."),
     ] = True,
+    build_memory: Annotated[
+        bool,
+        typer.Option(
+            help="For novelty: first store the reference's cells in the vector memory if "
+            "it lacks them (once, a minute or two; as `scagent memory build` does), so "
+            "detect_novel also reads the nearest known cells and how far the data sit from "
+            "the reference.",
+        ),
+    ] = True,
     gene_column: GeneColumn = None,
     species: Species = None,
     chunk_size: Annotated[int, typer.Option(help="Cells per chunk (.h5ad input).")] = 10_000,
@@ -356,11 +365,14 @@ def annotate(
             groupby=groupby,
             majority_voting=majority_voting,
             novelty=novelty,
+            build_memory=build_memory,
             gene_column=gene_column,
             species=species,
             chunk_size=chunk_size,
         )
     typer.echo(table.to_string(index=False, float_format="{:.2f}".format))
+    if table.attrs.get("novelty_note"):
+        typer.echo(f"\nnovelty: {table.attrs['novelty_note']}")
     typer.echo(f"\nwrote {out} ({int(table['cells'].sum()):,} cells)")
     if report is None:
         return

@@ -264,6 +264,7 @@ def annotate(
     groupby: str | None = None,
     majority_voting: bool = False,
     novelty: bool = True,
+    build_memory: bool = False,
     fusion: FusionParams | None = None,
     batch_size: int | None = None,
     progress: bool | None = None,
@@ -312,6 +313,12 @@ def annotate(
         Then mark the cells no known type fits (:func:`scagent.tl.detect_novel` with the
         statistical judge; its nearest-neighbour evidence is used when the vector memory
         holds the reference): they are called ``"unknown"``.
+    build_memory
+        With ``novelty``: first embed the reference into the vector memory when it is not
+        there yet (a minute or two, once; later runs reuse it), so novelty detection also
+        reads the nearest known cells in both spaces and how far the query sits from the
+        reference (:func:`scagent.novelty.query_shift`). A labelled AnnData reference is
+        embedded on every call (it has no name to be stored under).
     fusion
         Fusion settings (default: the shipped ones learnt on cross-study tasks).
     batch_size, progress
@@ -375,5 +382,11 @@ def annotate(
     if majority_voting:
         vote(target, groupby=groupby, pcs=res.gathered.structure.pcs)
     if novelty:
-        detect_novel(target, reference=reference, plugins=plugins, model=model, build_memory=False)
+        detect_novel(
+            target,
+            reference=reference,
+            plugins=plugins,
+            model=model,
+            build_memory=build_memory,
+        )
     return target if copy else None

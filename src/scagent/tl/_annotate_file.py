@@ -50,6 +50,7 @@ def annotate_file(
     groupby: str | None = None,
     majority_voting: bool = False,
     novelty: bool = True,
+    build_memory: bool = False,
     gene_column: str | None = None,
     species: str | None = None,
     chunk_size: int = 10_000,
@@ -69,7 +70,7 @@ def annotate_file(
         Input file (anything :func:`scagent.read` reads).
     out
         Output ``.h5ad``.
-    tissue, reference, plugins, model, experts, groupby, majority_voting, novelty
+    tissue, reference, plugins, model, experts, groupby, majority_voting, novelty, build_memory
         As in :func:`scagent.tl.annotate` (novelty is judged per chunk). A streamed
         file's tissue, when not given, is decided once on up to 5,000 cells sampled
         across it and used for every chunk (or decided per chunk when no tissue fits the
@@ -82,7 +83,8 @@ def annotate_file(
 
     Returns
     -------
-    Summary: one row per (tissue, cell type) with cell counts and mean confidence.
+    Summary: one row per (tissue, cell type) with cell counts and mean confidence; its
+    ``attrs["novelty_note"]`` says what evidence novelty detection lacked (``""``: none).
 
     Raises
     ------
@@ -118,14 +120,16 @@ def annotate_file(
             groupby=groupby,
             majority_voting=majority_voting,
             novelty=novelty,
+            build_memory=build_memory,
         )
         _write_whole(adata, out)
-        return summary(adata.obs)
+        return summary(adata.obs, adata.uns.get(UNS_KEY, {}).get("novelty"))
     with BackedH5ad(path, gene_column=gene_column) as source:
         if groupby is not None and groupby not in source.adata.obs:
             msg = f"groupby={groupby!r} is not an .obs column of {path.name}."
             raise InputDataError(msg)
         kw = {"reference": reference, "plugins": plugins, "model": model, "experts": experts}
+        kw["build_memory"] = build_memory
         return _stream(source, out, tissue, kw, groupby, majority_voting, novelty, chunk_size)
 
 
@@ -138,7 +142,7 @@ def _decide_tissue(source: BackedH5ad, kw: dict) -> tuple[str | None, dict]:
     """The file's tissue, decided once on cells sampled across it (``None``: per chunk)."""
     sample = prepare(source.sample(TISSUE_SAMPLE), copy=True)
     cheap = tuple(e for e in kw["experts"] if e != "plugin")
-    res = annotate_prepared(sample, **{**kw, "experts": cheap})
+    res = annotate_prepared(sample, **{**_annotate_kw(kw), "experts": cheap})
     decision = res.record["tissue"]
     tissue = decision["decision"] if decision["how"] == "dataset" else None
     return tissue or None, {"sample_cells": sample.n_obs, **decision}
@@ -154,7 +158,7 @@ def _novel(chunk, res, kw: dict):
         reference=kw["reference"],
         plugins=kw["plugins"],
         model=kw["model"],
-        build_memory=False,
+        build_memory=kw["build_memory"],
     )
     res.record["novelty"] = chunk.uns[UNS_KEY]["novelty"]
     res.record["novel_groups"] = chunk.uns[UNS_KEY]["novel_groups"]
@@ -171,7 +175,7 @@ def _stream(source: BackedH5ad, out, tissue, kw, groupby, majority_voting, novel
     for k, start in enumerate(range(0, source.n_obs, chunk_size)):
         chunk = prepare(source.chunk(start, min(start + chunk_size, source.n_obs)), copy=True)
         groups = groupby if groupby in chunk.obs else None
-        res = annotate_prepared(chunk, tissue=tissue, groupby=groups, **kw)
+        res = annotate_prepared(chunk, tissue=tissue, groupby=groups, **_annotate_kw(kw))
         part = _novel(chunk, res, kw) if novelty else res.obs.copy()
         part[OBS_CLUSTER] = [f"{k}:{c}" for c in part[OBS_CLUSTER].astype(str)]
         if majority_voting and groupby is None:
@@ -235,11 +239,17 @@ def _stream(source: BackedH5ad, out, tissue, kw, groupby, majority_voting, novel
             if UNS_KEY in f["uns"]:
                 del f["uns"][UNS_KEY]
             write_elem(f["uns"], UNS_KEY, uns)
-    return summary(holder.obs)
+    return summary(holder.obs, records[0].get("novelty"))
 
 
-def summary(obs: pd.DataFrame) -> pd.DataFrame:
-    """Cells and mean confidence per (tissue, cell type), most frequent first."""
+def _annotate_kw(kw: dict) -> dict:
+    """The options :func:`annotate_prepared` takes (``build_memory`` is novelty's)."""
+    return {k: v for k, v in kw.items() if k != "build_memory"}
+
+
+def summary(obs: pd.DataFrame, novelty: dict | None = None) -> pd.DataFrame:
+    """Cells and mean confidence per (tissue, cell type), most frequent first, with what
+    novelty detection lacked (``novelty``: its ``.uns`` record) in ``attrs["novelty_note"]``."""
     table = (
         obs.groupby([OBS_TISSUE, OBS_TYPE], observed=True)[OBS_CONF]
         .agg(cells="size", mean_confidence="mean")
@@ -247,4 +257,5 @@ def summary(obs: pd.DataFrame) -> pd.DataFrame:
         .rename(columns={OBS_TISSUE: "tissue", OBS_TYPE: "cell_type"})
         .sort_values("cells", ascending=False, ignore_index=True)
     )
+    table.attrs["novelty_note"] = str((novelty or {}).get("note", ""))
     return table

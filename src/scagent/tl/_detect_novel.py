@@ -360,7 +360,8 @@ def _write(target, signals, decision, novel, records, calls, params, t0) -> None
             "note": ""
             if signals.info["spaces"]
             else "No nearest-neighbour evidence: the vector memory does not hold this "
-            "reference yet (`scagent memory build` adds it, or detect_novel(build_memory=True)).",
+            "reference yet (`scagent memory build` adds it once, as do `scagent annotate "
+            "--build-memory` and detect_novel(build_memory=True)).",
             "judge_provenance": params.provenance,
             "query_shift": None if np.isnan(decision.shift) else round(decision.shift, 2),
             "open_set_background": None
