@@ -21,6 +21,7 @@ from .._constants import (
     UNS_KEY,
 )
 from .._errors import InputDataError
+from ..memory._errors import MemoryStoreBusy
 from ..novelty import (
     JudgeParams,
     NeighbourSource,
@@ -204,7 +205,13 @@ def detect_novel(
     ref_obs = (ref.adata if isinstance(ref, ReferenceData) else ref).obs
     encoder = load_encoder(model)
     registry = resolve_registry(plugins)
-    source = novelty_source(ref, encoder, registry, memory=memory, build=build_memory)
+    busy = ""
+    try:
+        source = novelty_source(ref, encoder, registry, memory=memory, build=build_memory)
+    except MemoryStoreBusy as err:  # another process holds a Milvus Lite store
+        busy = f"No nearest-neighbour evidence: {err}"
+        logger.warning("%s Novelty detection goes on without it.", busy)
+        source = None
     if source is not None and OBSM_EMBED not in target.obsm:  # only neighbours need it
         embed(target, model=encoder)
     classes = sorted(set(ref_obs["cell_type_ontology_term_id"].astype(str)))
@@ -277,6 +284,8 @@ def detect_novel(
         novel |= (groups == g) & bool(verdict["is_novel"])
         records[g] = {"evidence": ev, "judgement": verdict, "judge": how}
     _write(target, signals, decision, novel, records, calls, params, t0)
+    if busy:
+        target.uns[UNS_KEY]["novelty"]["note"] = busy
     return target if copy else None
 
 
