@@ -3,33 +3,25 @@ so detect_novel reads the nearest known cells and the query's shift; without it,
 annotation says which evidence it lacked and how to add it."""
 
 import anndata as ad
-import numpy as np
 import pytest
 
 import scagent as sa
 
 
 @pytest.fixture(scope="module")
-def files(atlas, tmp_path_factory):
+def files(novel_query, tmp_path_factory):
     """A small labelled reference (four blood types, the brain's oligodendrocytes) and a
     query of held-out cells of those types plus malignant cells, as a file."""
     folder = tmp_path_factory.mktemp("memory")
     sa.settings.data_dir = folder / "home"
-    rng = np.random.default_rng(1)
-    obs = atlas.obs
     keep = {"B cell", "CD14+ monocyte", "natural killer cell", "naive CD4+ T cell"}
-    ref_rows, known_rows = [], []
-    for (tissue, name), idx in obs.groupby(["tissue", "cell_type"], observed=True).indices.items():
+
+    def split(tissue, name, _n):
         if (tissue == "blood" and name in keep) or name == "oligodendrocyte":
-            idx = rng.permutation(idx)
-            ref_rows.extend(idx[:30])
-            known_rows.extend(idx[30:40])
-    ref = atlas[np.sort(ref_rows)].copy()
-    malignant = sa.datasets.novel_type_example()[:40]
-    known = atlas[np.sort(known_rows)]
-    genes = known.var_names.intersection(malignant.var_names)
-    query = ad.concat([malignant[:, genes], known[:, genes]], join="inner")
-    query.obs_names_make_unique()
+            return slice(0, 30), slice(30, 40)
+        return None
+
+    ref, query, _ = novel_query(split, n_malignant=40, seed=1)
     path = folder / "query.h5ad"
     query.write_h5ad(path)
     yield ref, query, path, folder

@@ -3,8 +3,6 @@ without them, judged by the statistical judge and by (scripted) LLMs."""
 
 import json
 
-import anndata as ad
-import numpy as np
 import pytest
 
 import scagent as sa
@@ -12,25 +10,19 @@ from scagent.novelty import parse_judgement
 
 
 @pytest.fixture(scope="module")
-def task(atlas, tmp_path_factory):
+def task(novel_query, tmp_path_factory):
     """A small reference (blood types and the brain's non-malignant cells) and a query of
     malignant cells plus held-out known cells."""
     sa.settings.data_dir = tmp_path_factory.mktemp("home")
-    rng = np.random.default_rng(0)
-    obs = atlas.obs
-    ref_rows, known_rows = [], []
-    for (tissue, _t), idx in obs.groupby(["tissue", "cell_type"], observed=True).indices.items():
-        if tissue == "brain" or (tissue == "blood" and len(idx) > 500):
-            idx = rng.permutation(idx)
-            ref_rows.extend(idx[:40] if tissue == "blood" else idx[:30])
-            known_rows.extend(idx[40:48] if tissue == "blood" else idx[30:])
-    ref = atlas[np.sort(ref_rows)].copy()
-    malignant = sa.datasets.novel_type_example()[:60]
-    known = atlas[np.sort(known_rows)]
-    genes = known.var_names.intersection(malignant.var_names)
-    query = ad.concat([malignant[:, genes], known[:, genes]], join="inner")
-    query.obs_names_make_unique()
-    novel = np.r_[np.ones(malignant.n_obs, bool), np.zeros(known.n_obs, bool)]
+
+    def split(tissue, _name, n):
+        if tissue == "brain":
+            return slice(0, 30), slice(30, None)
+        if tissue == "blood" and n > 500:
+            return slice(0, 40), slice(40, 48)
+        return None
+
+    ref, query, novel = novel_query(split, n_malignant=60, seed=0)
     sa.tl.annotate(query, reference=ref, progress=False, novelty=False)
     yield ref, query, novel
     sa.settings.data_dir = None

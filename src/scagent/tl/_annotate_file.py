@@ -129,8 +129,17 @@ def annotate_file(
             msg = f"groupby={groupby!r} is not an .obs column of {path.name}."
             raise InputDataError(msg)
         kw = {"reference": reference, "plugins": plugins, "model": model, "experts": experts}
-        kw["build_memory"] = build_memory
-        return _stream(source, out, tissue, kw, groupby, majority_voting, novelty, chunk_size)
+        return _stream(
+            source,
+            out,
+            tissue,
+            kw,
+            groupby,
+            majority_voting,
+            novelty,
+            chunk_size,
+            build_memory=build_memory,
+        )
 
 
 def _write_whole(adata: ad.AnnData, out: Path) -> None:
@@ -142,13 +151,13 @@ def _decide_tissue(source: BackedH5ad, kw: dict) -> tuple[str | None, dict]:
     """The file's tissue, decided once on cells sampled across it (``None``: per chunk)."""
     sample = prepare(source.sample(TISSUE_SAMPLE), copy=True)
     cheap = tuple(e for e in kw["experts"] if e != "plugin")
-    res = annotate_prepared(sample, **{**_annotate_kw(kw), "experts": cheap})
+    res = annotate_prepared(sample, **{**kw, "experts": cheap})
     decision = res.record["tissue"]
     tissue = decision["decision"] if decision["how"] == "dataset" else None
     return tissue or None, {"sample_cells": sample.n_obs, **decision}
 
 
-def _novel(chunk, res, kw: dict):
+def _novel(chunk, res, kw: dict, *, build_memory: bool):
     """The chunk's annotation with the novelty columns (``detect_novel`` on the chunk)."""
     from ._detect_novel import detect_novel
 
@@ -158,14 +167,25 @@ def _novel(chunk, res, kw: dict):
         reference=kw["reference"],
         plugins=kw["plugins"],
         model=kw["model"],
-        build_memory=kw["build_memory"],
+        build_memory=build_memory,
     )
     res.record["novelty"] = chunk.uns[UNS_KEY]["novelty"]
     res.record["novel_groups"] = chunk.uns[UNS_KEY]["novel_groups"]
     return chunk.obs[[c for c in chunk.obs.columns if c.startswith("scagent_")]].copy()
 
 
-def _stream(source: BackedH5ad, out, tissue, kw, groupby, majority_voting, novelty, chunk_size):
+def _stream(
+    source: BackedH5ad,
+    out,
+    tissue,
+    kw,
+    groupby,
+    majority_voting,
+    novelty,
+    chunk_size,
+    *,
+    build_memory: bool,
+):
     path = source.path
     kw = {**kw, "progress": False}
     sampled = None
@@ -175,8 +195,8 @@ def _stream(source: BackedH5ad, out, tissue, kw, groupby, majority_voting, novel
     for k, start in enumerate(range(0, source.n_obs, chunk_size)):
         chunk = prepare(source.chunk(start, min(start + chunk_size, source.n_obs)), copy=True)
         groups = groupby if groupby in chunk.obs else None
-        res = annotate_prepared(chunk, tissue=tissue, groupby=groups, **_annotate_kw(kw))
-        part = _novel(chunk, res, kw) if novelty else res.obs.copy()
+        res = annotate_prepared(chunk, tissue=tissue, groupby=groups, **kw)
+        part = _novel(chunk, res, kw, build_memory=build_memory) if novelty else res.obs.copy()
         part[OBS_CLUSTER] = [f"{k}:{c}" for c in part[OBS_CLUSTER].astype(str)]
         if majority_voting and groupby is None:
             voted = ad.AnnData(obs=part)
@@ -240,11 +260,6 @@ def _stream(source: BackedH5ad, out, tissue, kw, groupby, majority_voting, novel
                 del f["uns"][UNS_KEY]
             write_elem(f["uns"], UNS_KEY, uns)
     return summary(holder.obs, records[0].get("novelty"))
-
-
-def _annotate_kw(kw: dict) -> dict:
-    """The options :func:`annotate_prepared` takes (``build_memory`` is novelty's)."""
-    return {k: v for k, v in kw.items() if k != "build_memory"}
 
 
 def summary(obs: pd.DataFrame, novelty: dict | None = None) -> pd.DataFrame:

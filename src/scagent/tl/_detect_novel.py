@@ -283,9 +283,7 @@ def detect_novel(
             }
         novel |= (groups == g) & bool(verdict["is_novel"])
         records[g] = {"evidence": ev, "judgement": verdict, "judge": how}
-    _write(target, signals, decision, novel, records, calls, params, t0)
-    if busy:
-        target.uns[UNS_KEY]["novelty"]["note"] = busy
+    _write(target, signals, decision, novel, records, calls, params, t0, note=busy)
     return target if copy else None
 
 
@@ -335,7 +333,7 @@ def _explain(ev: dict, p: float) -> str:
     return f"Statistical judge: P(novel) = {p:.2f}, so {verdict} ({'; '.join(parts)})."
 
 
-def _write(target, signals, decision, novel, records, calls, params, t0) -> None:
+def _write(target, signals, decision, novel, records, calls, params, t0, *, note="") -> None:
     score, groups = decision.score, decision.groups
     obs = target.obs
     hints = signals.hints
@@ -355,6 +353,12 @@ def _write(target, signals, decision, novel, records, calls, params, t0) -> None
     ]
     obs[OBS_HINT] = pd.Categorical(text)
     obs[OBS_HINT_ID] = pd.Categorical(np.where(ok, hints["hint_id"].to_numpy(dtype=str), ""))
+    if not note and not signals.info["spaces"]:
+        note = (
+            "No nearest-neighbour evidence: the vector memory does not hold this reference "
+            "yet (`scagent memory build` adds it once, as do `scagent annotate "
+            "--build-memory` and detect_novel(build_memory=True))."
+        )
     uns = target.uns.setdefault(UNS_KEY, {})
     uns["novel_groups"] = _jsonable(records)
     uns["novelty"] = _jsonable(
@@ -366,11 +370,7 @@ def _write(target, signals, decision, novel, records, calls, params, t0) -> None
             "judges": {g: r["judge"] for g, r in records.items()},
             "k": signals.info["k"],
             "spaces": signals.info["spaces"],
-            "note": ""
-            if signals.info["spaces"]
-            else "No nearest-neighbour evidence: the vector memory does not hold this "
-            "reference yet (`scagent memory build` adds it once, as do `scagent annotate "
-            "--build-memory` and detect_novel(build_memory=True)).",
+            "note": note,
             "judge_provenance": params.provenance,
             "query_shift": None if np.isnan(decision.shift) else round(decision.shift, 2),
             "open_set_background": None
